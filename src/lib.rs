@@ -1,0 +1,22 @@
+//! Gantry: a Gateway API ingress controller with its own hyper data plane.
+//!
+//! ```text
+//! sources ──> index ──> compile ──> RouteTable ──> data plane
+//! (k8s|file)  (store)   (pure fn)   (Arc, swapped)  (hyper)
+//!                  └──────> status/diagnostics <──┘
+//! ```
+//!
+//! - [`source`]: YAML files (and, later, the Kubernetes API) turned into [`index::Object`]s.
+//! - [`index`]: the current set of objects.
+//! - [`compile`]: the Gateway API rules, from an index to a [`table::RouteTable`] plus status.
+//! - [`table`]: the immutable routing model the data plane reads; no Kubernetes types.
+//! - [`balance`]: endpoint selection and the state that survives table swaps.
+//! - [`proxy`]: the hyper servers, route filters and upstream client.
+//! - [`policy`]: the `BackendPolicy` CRD.
+//! - [`metrics`], [`admin`]: Prometheus metrics and the admin endpoint.
+#![forbid(unsafe_code)]
+
+pub mod balance;
+pub mod index;
+pub mod policy;
+pub mod table;
