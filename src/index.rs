@@ -13,12 +13,13 @@ use gateway_api::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
-use serde::Serialize;
+use serde_with::SerializeDisplay;
 
 use crate::policy::BackendPolicy;
 
 /// Identifies one object of a kind. Cluster-scoped objects have an empty namespace.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// Serialises as `namespace/name` so that it can key JSON maps.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, SerializeDisplay)]
 pub struct ObjectKey {
     pub namespace: String,
     pub name: String,

@@ -17,6 +17,8 @@
 #![forbid(unsafe_code)]
 
 pub mod balance;
+pub mod compile;
+pub mod duration;
 pub mod index;
 pub mod policy;
 pub mod table;

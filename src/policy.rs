@@ -123,3 +123,34 @@ pub struct BackendPolicyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
 }
+
+/// Translates a policy into the balancer settings of the Services it targets. An error is a
+/// message for the policy's status and the logs; the Services then keep the defaults.
+pub fn balancer_config(spec: &BackendPolicySpec) -> Result<crate::balance::BalancerConfig, String> {
+    let mut config = crate::balance::BalancerConfig::default();
+    if let Some(lb) = &spec.load_balancer {
+        match lb.kind {
+            LoadBalancerType::RoundRobin => config.algorithm = crate::balance::Algorithm::RoundRobin,
+            other => return Err(format!("loadBalancer.type {other:?} is not supported yet")),
+        }
+    }
+    if let Some(passive) = spec.health_check.as_ref().and_then(|h| h.passive.as_ref()) {
+        if let Some(n) = passive.consecutive_failures {
+            if n == 0 {
+                return Err("healthCheck.passive.consecutiveFailures must be at least 1".into());
+            }
+            config.health.consecutive_failures = n;
+        }
+        if let Some(time) = &passive.ejection_time {
+            config.health.ejection_time =
+                crate::duration::parse(time).map_err(|e| format!("healthCheck.passive.ejectionTime: {e}"))?;
+        }
+        if let Some(p) = passive.max_ejected_percent {
+            if p > 100 {
+                return Err("healthCheck.passive.maxEjectedPercent must be at most 100".into());
+            }
+            config.health.max_ejected_percent = p;
+        }
+    }
+    Ok(config)
+}

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 pub use registry::Registry;
 pub use round_robin::RoundRobin;
-pub use state::{BackendState, EndpointStats, Selection};
+pub use state::{BackendState, EndpointStats, SelectError, Selection};
 pub use weighted::WeightedSplit;
 
 /// One address of a backend.

@@ -44,6 +44,13 @@ pub struct BackendState {
     config: BalancerConfig,
 }
 
+/// Why no endpoint could be chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    #[error("the backend has no endpoint to send to")]
+    NoEndpoint,
+}
+
 /// An endpoint chosen for one request; counts as in flight until dropped.
 #[derive(Debug)]
 pub struct Selection {
@@ -103,15 +110,16 @@ impl BackendState {
     /// Picks an endpoint for a request, avoiding ejected ones and `exclude` (the endpoint a
     /// failed first attempt went to). When every endpoint is ejected, picks among all of them:
     /// the least bad answer beats none.
-    pub fn select(self: &Arc<Self>, request: &RequestInfo<'_>, exclude: Option<usize>) -> Option<Selection> {
+    pub fn select(self: &Arc<Self>, request: &RequestInfo<'_>, exclude: Option<usize>) -> Result<Selection, SelectError> {
         let now = now_millis();
         let healthy = |i: usize| Some(i) != exclude && !self.stats[i].is_ejected(now);
         let index = self
             .balancer
             .pick(&self.stats, request, &healthy)
-            .or_else(|| self.balancer.pick(&self.stats, request, &|i| Some(i) != exclude))?;
+            .or_else(|| self.balancer.pick(&self.stats, request, &|i| Some(i) != exclude))
+            .ok_or(SelectError::NoEndpoint)?;
         self.stats[index].in_flight.fetch_add(1, Ordering::Relaxed);
-        Some(Selection { state: Arc::clone(self), index })
+        Ok(Selection { state: Arc::clone(self), index })
     }
 
     fn record_failure(&self, index: usize) -> bool {
@@ -183,7 +191,7 @@ pub(crate) mod tests {
         for _ in 0..limit {
             assert!(!second.failed());
         }
-        assert!(state.select(&info(&headers), None).is_some());
+        assert!(state.select(&info(&headers), None).is_ok());
     }
 
     #[test]
