@@ -41,7 +41,12 @@ pub struct RequestInfo<'a> {
 /// Picks one of the candidates. `eligible(i)` says whether endpoint `i` may be chosen now
 /// (not ejected); a balancer skips ineligible ones where it can.
 pub trait Balancer: Send + Sync + Debug {
-    fn pick(&self, stats: &[EndpointStats], request: &RequestInfo<'_>, eligible: &dyn Fn(usize) -> bool) -> Option<usize>;
+    fn pick(
+        &self,
+        stats: &[EndpointStats],
+        request: &RequestInfo<'_>,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize>;
 }
 
 /// How a backend balances, from its BackendPolicy (RoundRobin when it has none).

@@ -17,10 +17,11 @@ impl Registry {
     pub fn backend(&self, id: &Arc<str>, endpoints: &[Endpoint], config: &BalancerConfig) -> Arc<BackendState> {
         let wanted = BackendState::new(endpoints, config.clone());
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(existing) = states.get(id).and_then(Weak::upgrade) {
-            if existing.endpoints() == wanted.endpoints() && existing.config() == config {
-                return existing;
-            }
+        if let Some(existing) = states.get(id).and_then(Weak::upgrade)
+            && existing.endpoints() == wanted.endpoints()
+            && existing.config() == config
+        {
+            return existing;
         }
         let state = Arc::new(wanted);
         states.insert(Arc::clone(id), Arc::downgrade(&state));

@@ -110,7 +110,11 @@ impl BackendState {
     /// Picks an endpoint for a request, avoiding ejected ones and `exclude` (the endpoint a
     /// failed first attempt went to). When every endpoint is ejected, picks among all of them:
     /// the least bad answer beats none.
-    pub fn select(self: &Arc<Self>, request: &RequestInfo<'_>, exclude: Option<usize>) -> Result<Selection, SelectError> {
+    pub fn select(
+        self: &Arc<Self>,
+        request: &RequestInfo<'_>,
+        exclude: Option<usize>,
+    ) -> Result<Selection, SelectError> {
         let now = now_millis();
         let healthy = |i: usize| Some(i) != exclude && !self.stats[i].is_ejected(now);
         let index = self

@@ -175,7 +175,10 @@ mod tests {
         let m = RequestMatch {
             path: PathMatch::prefix("/api"),
             method: Some(Method::POST),
-            headers: vec![HeaderMatch { name: HeaderName::from_static("x-env"), value: StringMatch::Exact("canary".into()) }],
+            headers: vec![HeaderMatch {
+                name: HeaderName::from_static("x-env"),
+                value: StringMatch::Exact("canary".into()),
+            }],
             query: vec![QueryMatch { name: "v".into(), value: StringMatch::Exact("2".into()) }],
         };
         let mut headers = http::HeaderMap::new();
