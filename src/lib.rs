@@ -16,9 +16,16 @@
 //! - [`metrics`], [`admin`]: Prometheus metrics and the admin endpoint.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod balance;
+pub mod cli;
 pub mod compile;
 pub mod duration;
+pub mod echo;
 pub mod index;
+pub mod metrics;
 pub mod policy;
+pub mod proxy;
+pub mod runtime;
+pub mod source;
 pub mod table;

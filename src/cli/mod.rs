@@ -1,0 +1,94 @@
+//! The `gantry` command line.
+
+mod check;
+mod run;
+mod signals;
+
+pub use signals::shutdown as shutdown_signal;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::compile::CompileOptions;
+
+#[derive(Parser, Debug)]
+#[command(name = "gantry", version, about = "A Gateway API ingress controller with its own hyper data plane")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[arg(long, global = true, env = "GANTRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve Gateway API objects from YAML files or folders (file mode), reloading on change.
+    Run(RunArgs),
+    /// Load and compile the configuration, print every problem, exit non-zero if there is one.
+    Check(CheckArgs),
+    /// A small echo backend for trying routes out: answers every request with a JSON
+    /// description of it.
+    Echo(crate::echo::EchoArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings that decide what is served.
+#[derive(Args, Debug, Clone)]
+pub struct ControllerArgs {
+    /// Gateways whose GatewayClass names this controller are served.
+    #[arg(long, env = "GANTRY_CONTROLLER_NAME", default_value = "gantry.dev/gateway-controller")]
+    pub controller_name: String,
+    /// Address that listeners of Gateways without `spec.addresses` bind.
+    #[arg(long, env = "GANTRY_BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+}
+
+impl ControllerArgs {
+    pub fn compile_options(&self) -> CompileOptions {
+        CompileOptions { controller_name: self.controller_name.clone(), bind_address: self.bind_address }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// YAML files or folders (read recursively) with Gateway API objects. Repeatable.
+    #[arg(long = "config", short = 'c', required = true, num_args = 1..)]
+    pub config: Vec<PathBuf>,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    /// Serves /metrics, /healthz, /readyz and /config.
+    #[arg(long, env = "GANTRY_ADMIN_ADDRESS", default_value = "127.0.0.1:9901")]
+    pub admin_address: SocketAddr,
+    /// On SIGTERM, how long requests in flight may take to finish.
+    #[arg(long, env = "GANTRY_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[arg(long = "config", short = 'c', required = true, num_args = 1..)]
+    pub config: Vec<PathBuf>,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::duration::parse(text)
+}
+
+/// Runs the command; the process exit code is the result.
+pub async fn main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(args).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::Check(args) => check::check(args),
+        Command::Echo(args) => crate::echo::run(args).await.map(|()| std::process::ExitCode::SUCCESS),
+    }
+}

@@ -1,0 +1,122 @@
+//! Prometheus metrics, registered once. Labels are bounded: route and backend names come from
+//! the configuration, status codes are folded into classes.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// Requests by route (`namespace/name`, or `none` when nothing matched) and status class.
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub active_connections: IntGauge,
+    pub upstream_requests: IntCounterVec,
+    pub upstream_connect_errors: IntCounterVec,
+    pub upstream_in_flight: IntGaugeVec,
+    pub endpoint_ejections: IntCounterVec,
+    pub config_reloads: IntCounter,
+    pub config_reload_errors: IntCounter,
+    pub compile_duration: Histogram,
+    pub table_generation: IntGauge,
+}
+
+/// The process-wide metrics.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let latency_buckets =
+            vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+        let m = Metrics {
+            requests: IntCounterVec::new(
+                Opts::new("gantry_requests_total", "Requests served, by route and status class"),
+                &["route", "code_class"],
+            )
+            .expect("valid metric"),
+            request_duration: HistogramVec::new(
+                HistogramOpts::new("gantry_request_duration_seconds", "Time from request to response headers")
+                    .buckets(latency_buckets),
+                &["route"],
+            )
+            .expect("valid metric"),
+            active_connections: IntGauge::new("gantry_active_connections", "Downstream connections open now")
+                .expect("valid metric"),
+            upstream_requests: IntCounterVec::new(
+                Opts::new("gantry_upstream_requests_total", "Requests sent to backends, by backend and outcome"),
+                &["backend", "outcome"],
+            )
+            .expect("valid metric"),
+            upstream_connect_errors: IntCounterVec::new(
+                Opts::new("gantry_upstream_connect_errors_total", "Connections to endpoints that failed"),
+                &["backend"],
+            )
+            .expect("valid metric"),
+            upstream_in_flight: IntGaugeVec::new(
+                Opts::new("gantry_upstream_in_flight_requests", "Requests waiting on a backend now"),
+                &["backend"],
+            )
+            .expect("valid metric"),
+            endpoint_ejections: IntCounterVec::new(
+                Opts::new("gantry_endpoint_ejections_total", "Endpoints taken out of rotation by passive health"),
+                &["backend"],
+            )
+            .expect("valid metric"),
+            config_reloads: IntCounter::new("gantry_config_reloads_total", "Route tables compiled and swapped in")
+                .expect("valid metric"),
+            config_reload_errors: IntCounter::new(
+                "gantry_config_reload_errors_total",
+                "Configuration loads that failed (the last good configuration kept serving)",
+            )
+            .expect("valid metric"),
+            compile_duration: Histogram::with_opts(
+                HistogramOpts::new("gantry_compile_duration_seconds", "Time to compile a route table")
+                    .buckets(vec![0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+            )
+            .expect("valid metric"),
+            table_generation: IntGauge::new("gantry_route_table_generation", "Route tables swapped in since start")
+                .expect("valid metric"),
+            registry,
+        };
+        let r = &m.registry;
+        for c in [
+            Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.request_duration.clone()),
+            Box::new(m.active_connections.clone()),
+            Box::new(m.upstream_requests.clone()),
+            Box::new(m.upstream_connect_errors.clone()),
+            Box::new(m.upstream_in_flight.clone()),
+            Box::new(m.endpoint_ejections.clone()),
+            Box::new(m.config_reloads.clone()),
+            Box::new(m.config_reload_errors.clone()),
+            Box::new(m.compile_duration.clone()),
+            Box::new(m.table_generation.clone()),
+        ] {
+            r.register(c).expect("metric registered once");
+        }
+        m
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// `2xx`, `4xx`, ...: the bounded label for a status code.
+pub fn code_class(status: http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

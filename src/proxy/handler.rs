@@ -1,0 +1,276 @@
+//! One request through the gateway: normalise, look up the route, run its filters, pick a
+//! backend, forward, and run the response filters on the way back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::body::{self, BodySlot, ProxyBody, Tee};
+use super::error::ProxyError;
+use super::filters::{self, Target};
+use super::mirror;
+use super::normalize;
+use super::upgrade;
+use super::upstream::{RequestHead, Upstream, strip_hop_by_hop};
+use crate::balance::RequestInfo;
+use crate::metrics::{METRICS, code_class};
+use crate::table::{BackendTarget, Filter, RequestParts, RouteEntry, RouteTable, Rule, WeightedBackend};
+
+/// What every request of the data plane shares.
+pub struct Shared {
+    pub tables: Arc<arc_swap::ArcSwap<RouteTable>>,
+    pub upstream: Upstream,
+}
+
+/// The connection a request came in on.
+#[derive(Clone, Copy)]
+pub struct Connection {
+    /// The table's socket address this connection was accepted on.
+    pub socket: SocketAddr,
+    pub peer: SocketAddr,
+}
+
+static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
+
+const NO_ROUTE: &str = "none";
+
+/// Serves one request; never fails: errors become responses with the right status.
+pub async fn handle(shared: Arc<Shared>, connection: Connection, request: Request<Incoming>) -> Response<ProxyBody> {
+    let start = Instant::now();
+    // One table per request: a swap in the middle does not affect it.
+    let table = shared.tables.load_full();
+    let mut route: Option<Arc<str>> = None;
+    let response = match serve(&shared, &table, connection, request, &mut route).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error, route.as_deref()),
+    };
+    let route = route.as_deref().unwrap_or(NO_ROUTE);
+    METRICS.requests.with_label_values(&[route, code_class(response.status())]).inc();
+    METRICS.request_duration.with_label_values(&[route]).observe(start.elapsed().as_secs_f64());
+    response
+}
+
+fn error_response(error: &ProxyError, route: Option<&str>) -> Response<ProxyBody> {
+    let status = error.status();
+    if status.is_server_error() {
+        tracing::warn!(%error, route = route.unwrap_or(NO_ROUTE), status = status.as_u16(), "request failed");
+    } else {
+        tracing::debug!(%error, status = status.as_u16(), "request rejected");
+    }
+    let mut response = Response::new(body::full(format!("{}\n", status.canonical_reason().unwrap_or("error"))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// The request's host without port: from the absolute-form URI or `:authority` when present
+/// (RFC 9112 section 3.2.2), else from the Host header.
+fn request_host<B>(request: &Request<B>) -> Result<String, ProxyError> {
+    let raw = match request.uri().authority() {
+        Some(authority) => authority.host().to_string(),
+        None => {
+            let host = request.headers().get(HOST).and_then(|h| h.to_str().ok()).ok_or(ProxyError::MissingHost)?;
+            strip_port(host).to_string()
+        }
+    };
+    if raw.is_empty() {
+        return Err(ProxyError::MissingHost);
+    }
+    Ok(raw.to_ascii_lowercase())
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // [v6]:port
+        return host.split_once(']').map_or(host, |(h, _)| &host[..h.len() + 1]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+async fn serve(
+    shared: &Shared,
+    table: &RouteTable,
+    connection: Connection,
+    request: Request<Incoming>,
+    route: &mut Option<Arc<str>>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let headers = request.headers();
+    if headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH) {
+        // RFC 9112 section 6.1: a sender must not send both; as a proxy, refuse rather than
+        // guess which framing the backend will believe (request smuggling).
+        return Err(ProxyError::BadFraming("both Transfer-Encoding and Content-Length are present"));
+    }
+    let host = request_host(&request)?;
+    let path = normalize::normalize(request.uri().path())?.into_owned();
+    let query = request.uri().query().map(str::to_owned);
+
+    let socket = table.socket(connection.socket).ok_or(ProxyError::NoRoute)?;
+    let routes = socket.hosts.lookup(&host).ok_or(ProxyError::NoRoute)?;
+    let parts =
+        RequestParts { method: request.method(), path: &path, query: query.as_deref(), headers: request.headers() };
+    let entry = routes.find(&parts).ok_or(ProxyError::NoRoute)?;
+    *route = Some(Arc::clone(&entry.rule.id.route));
+
+    let target = Target {
+        host,
+        path,
+        query,
+        listener_port: connection.socket.port(),
+        scheme: "http",
+        matched_prefix: entry.matches.path.matched_prefix_len(),
+    };
+    let rule = &entry.rule;
+    let forward = forward_rule(shared, connection, request, entry, target);
+    match rule.timeouts.request {
+        Some(limit) => tokio::time::timeout(limit, forward).await.map_err(|_| ProxyError::Timeout)?,
+        None => forward.await,
+    }
+}
+
+/// Runs the rule's filters and forwards to the chosen backend.
+async fn forward_rule(
+    shared: &Shared,
+    connection: Connection,
+    mut request: Request<Incoming>,
+    entry: &RouteEntry,
+    mut target: Target,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let rule: &Rule = &entry.rule;
+    let backend_ref = choose_backend(rule);
+    let original_host = target.host.clone();
+    let upgrade = upgrade::is_upgrade(&request);
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let (parts, incoming) = request.into_parts();
+    let mut headers = parts.headers;
+    let mut body = body::boxed(incoming);
+    let chain = rule.filters.iter().chain(backend_ref.map(|b| b.filters.iter()).into_iter().flatten());
+
+    let mut response_filters = Vec::new();
+    for filter in chain {
+        match filter {
+            Filter::RequestHeaders(m) => filters::modify_headers(&mut headers, m),
+            Filter::ResponseHeaders(m) => response_filters.push(m),
+            Filter::Redirect(r) => {
+                let mut response = filters::redirect(&target, r)?;
+                for m in response_filters.iter().rev() {
+                    filters::modify_headers(response.headers_mut(), m);
+                }
+                return Ok(response);
+            }
+            Filter::Rewrite(r) => filters::rewrite(&mut target, r)?,
+            Filter::Mirror(m) => {
+                if mirror::sampled(m) {
+                    let (main, copy) = Tee::split(body);
+                    body = body::boxed(main);
+                    mirror::send(shared.upstream.clone(), m, &parts.method, &target, &headers, copy);
+                }
+            }
+        }
+    }
+
+    let backend = match backend_ref.map(|b| &b.target) {
+        None => return Err(ProxyError::NoBackend),
+        Some(BackendTarget::Unresolved(reason)) => return Err(ProxyError::UnresolvedBackend(reason.clone())),
+        Some(BackendTarget::Resolved(backend)) => backend,
+    };
+
+    add_forwarding_headers(&mut headers, connection, &original_host);
+    strip_hop_by_hop(&mut headers, upgrade);
+    let host_changed = target.host != original_host;
+    let mut uri = parts.uri;
+    filters::apply_target(&mut uri, &mut headers, &target, host_changed)?;
+    if !host_changed && !headers.contains_key(HOST) {
+        // HTTP/2 clients send :authority instead of Host; HTTP/1.1 backends need Host.
+        if let Ok(value) = HeaderValue::try_from(original_host.as_str()) {
+            headers.insert(HOST, value);
+        }
+    }
+    let head = RequestHead {
+        method: parts.method,
+        path_and_query: uri.path_and_query().map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string()),
+        headers,
+    };
+    let info = RequestInfo { headers: &head.headers, query: target.query.as_deref(), client_ip: connection.peer.ip() };
+    let slot = BodySlot::new(body);
+    let (mut response, selection) =
+        shared.upstream.send(backend, &head, &slot, &info, rule.timeouts.backend_request).await?;
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_upgrade) = client_upgrade
+    {
+        upgrade::splice(client_upgrade, hyper::upgrade::on(&mut response), selection);
+        let (mut parts, _) = response.into_parts();
+        for m in response_filters.iter().rev() {
+            filters::modify_headers(&mut parts.headers, m);
+        }
+        return Ok(Response::from_parts(parts, body::empty()));
+    }
+
+    let (mut parts, incoming) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers, false);
+    for m in response_filters.iter().rev() {
+        filters::modify_headers(&mut parts.headers, m);
+    }
+    Ok(Response::from_parts(parts, body::boxed(body::Guarded::new(incoming, selection))))
+}
+
+/// The backendRef for this request: by smooth weighted round-robin when the rule has several.
+fn choose_backend(rule: &Rule) -> Option<&WeightedBackend> {
+    match (&rule.split, rule.backends.as_slice()) {
+        (Some(split), backends) => backends.get(split.pick()),
+        (None, [only]) if only.weight > 0 => Some(only),
+        _ => None,
+    }
+}
+
+fn add_forwarding_headers(headers: &mut http::HeaderMap, connection: Connection, host: &str) {
+    let peer = connection.peer.ip().to_string();
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {peer}"),
+        None => peer,
+    };
+    if let Ok(value) = HeaderValue::try_from(forwarded_for) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    if let Ok(value) = HeaderValue::try_from(host) {
+        headers.insert(X_FORWARDED_HOST.clone(), value);
+    }
+    if !headers.contains_key(&X_REQUEST_ID) {
+        let id = uuid::Uuid::new_v4();
+        let mut buffer = uuid::Uuid::encode_buffer();
+        if let Ok(value) = HeaderValue::from_str(id.hyphenated().encode_lower(&mut buffer)) {
+            headers.insert(X_REQUEST_ID.clone(), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_comes_from_the_authority_before_the_host_header() {
+        let request =
+            Request::builder().uri("http://Absolute.Example:8080/x").header(HOST, "other.example").body(()).unwrap();
+        assert_eq!(request_host(&request).unwrap(), "absolute.example");
+        let request = Request::builder().uri("/x").header(HOST, "Site.Example:81").body(()).unwrap();
+        assert_eq!(request_host(&request).unwrap(), "site.example");
+        let request = Request::builder().uri("/x").body(()).unwrap();
+        assert!(matches!(request_host(&request), Err(ProxyError::MissingHost)));
+    }
+
+    #[test]
+    fn ipv6_hosts_keep_their_brackets() {
+        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+        assert_eq!(strip_port("a.test"), "a.test");
+    }
+}

@@ -1,0 +1,177 @@
+//! The sockets of the data plane. Compile decides which (address, port) pairs exist; this
+//! module binds and unbinds them to match each new table, and serves HTTP/1.1 and h2c (prior
+//! knowledge) on every one of them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::handler::{self, Connection, Shared};
+use crate::metrics::METRICS;
+use crate::table::RouteTable;
+
+/// Limits on what a client may send, with Envoy's defaults.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Total size of the request line and headers (HTTP/1.1) or header list (HTTP/2).
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    /// Time a client has to send its request headers.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_header_bytes: 60 * 1024, max_headers: 100, header_read_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// Binds the table's sockets and serves them.
+pub struct DataPlane {
+    shared: Arc<Shared>,
+    http: auto::Builder<TokioExecutor>,
+    /// Taken out at shutdown; connections accepted before that are drained.
+    graceful: Arc<Mutex<Option<GracefulShutdown>>>,
+    sockets: Mutex<HashMap<SocketAddr, watch::Sender<bool>>>,
+    bind_errors: Mutex<BTreeMap<SocketAddr, String>>,
+}
+
+impl DataPlane {
+    pub fn new(shared: Arc<Shared>, limits: &Limits) -> Self {
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            .max_headers(limits.max_headers);
+        http.http2().timer(TokioTimer::new()).max_header_list_size(limits.max_header_bytes as u32);
+        Self {
+            shared,
+            http,
+            graceful: Arc::new(Mutex::new(Some(GracefulShutdown::new()))),
+            sockets: Mutex::default(),
+            bind_errors: Mutex::default(),
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Swaps in a new table, then binds the sockets it adds and stops accepting on the ones it
+    /// removes. Requests already running finish on the table they started with.
+    pub async fn publish(&self, table: RouteTable) {
+        let wanted: Vec<SocketAddr> = table.sockets.iter().map(|s| s.address).collect();
+        self.shared.tables.store(Arc::new(table));
+        METRICS.table_generation.inc();
+        let mut to_bind = Vec::new();
+        {
+            let mut sockets = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+            sockets.retain(|address, stop| {
+                let keep = wanted.contains(address);
+                if !keep {
+                    tracing::info!(%address, "socket no longer in the table; closing it");
+                    let _ = stop.send(true);
+                }
+                keep
+            });
+            to_bind.extend(wanted.iter().filter(|a| !sockets.contains_key(a)).copied());
+        }
+        let mut errors = BTreeMap::new();
+        for address in to_bind {
+            match TcpListener::bind(address).await {
+                Ok(listener) => {
+                    tracing::info!(%address, "listening");
+                    let (stop, stopped) = watch::channel(false);
+                    self.sockets.lock().unwrap_or_else(|e| e.into_inner()).insert(address, stop);
+                    tokio::spawn(accept_loop(self.accept_context(address), listener, stopped));
+                }
+                Err(error) => {
+                    tracing::error!(%address, %error, "cannot bind a listener's socket; the other sockets still serve");
+                    errors.insert(address, error.to_string());
+                }
+            }
+        }
+        *self.bind_errors.lock().unwrap_or_else(|e| e.into_inner()) = errors;
+    }
+
+    /// Sockets that the current table lists but that could not be bound, with the reason.
+    pub fn bind_errors(&self) -> BTreeMap<SocketAddr, String> {
+        self.bind_errors.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn accept_context(&self, socket: SocketAddr) -> AcceptContext {
+        AcceptContext {
+            socket,
+            shared: Arc::clone(&self.shared),
+            http: self.http.clone(),
+            graceful: Arc::clone(&self.graceful),
+        }
+    }
+
+    /// Stops accepting, lets open connections finish their requests for at most `drain`.
+    pub async fn shutdown(&self, drain: Duration) {
+        for (_, stop) in self.sockets.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            let _ = stop.send(true);
+        }
+        let Some(graceful) = self.graceful.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        tracing::info!(open_connections = graceful.count(), "draining");
+        if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+            tracing::warn!(?drain, "drain timeout reached; closing the remaining connections");
+        }
+    }
+}
+
+struct AcceptContext {
+    socket: SocketAddr,
+    shared: Arc<Shared>,
+    http: auto::Builder<TokioExecutor>,
+    graceful: Arc<Mutex<Option<GracefulShutdown>>>,
+}
+
+async fn accept_loop(ctx: AcceptContext, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(socket = %ctx.socket, %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = Connection { socket: ctx.socket, peer };
+        let shared = Arc::clone(&ctx.shared);
+        let service = service_fn(move |request| {
+            let shared = Arc::clone(&shared);
+            async move { Ok::<_, std::convert::Infallible>(handler::handle(shared, connection, request).await) }
+        });
+        let serving = ctx.http.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let watcher = ctx.graceful.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(GracefulShutdown::watcher);
+        let Some(watcher) = watcher else {
+            return; // shutting down
+        };
+        let serving = watcher.watch(serving);
+        tokio::spawn(async move {
+            METRICS.active_connections.inc();
+            if let Err(error) = serving.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+            METRICS.active_connections.dec();
+        });
+    }
+}

@@ -1,0 +1,204 @@
+//! Sending requests to endpoints over pooled connections, with one safe retry: a request whose
+//! connection could not be made never reached the backend, so it goes to another endpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{CONNECTION, HeaderName};
+use http::{HeaderMap, Method, Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::body::{self, BodySlot, ProxyBody};
+use super::error::ProxyError;
+use crate::balance::{RequestInfo, SelectError, Selection};
+use crate::metrics::METRICS;
+use crate::table::{Backend, UpstreamProtocol};
+
+/// Pooled clients, one per upstream protocol.
+#[derive(Clone)]
+pub struct Upstream {
+    http1: Client<HttpConnector, ProxyBody>,
+    h2c: Client<HttpConnector, ProxyBody>,
+}
+
+/// What is sent upstream, kept so that a second attempt can be built.
+pub struct RequestHead {
+    pub method: Method,
+    /// Origin-form: path and query.
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+}
+
+impl Upstream {
+    pub fn new(connect_timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.enforce_http(true);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.timer(TokioTimer::new()).pool_timer(TokioTimer::new()).pool_idle_timeout(Duration::from_secs(60));
+        let http1 = builder.build(connector.clone());
+        let h2c = builder.http2_only(true).build(connector);
+        Self { http1, h2c }
+    }
+
+    fn client(&self, protocol: UpstreamProtocol) -> (&Client<HttpConnector, ProxyBody>, Version) {
+        match protocol {
+            UpstreamProtocol::Http1 => (&self.http1, Version::HTTP_11),
+            UpstreamProtocol::H2c => (&self.h2c, Version::HTTP_2),
+        }
+    }
+
+    /// Sends the request to an endpoint of `backend`. On a connect failure the request goes to
+    /// another endpoint once, if there is one and the body was not touched.
+    pub async fn send(
+        &self,
+        backend: &Backend,
+        head: &RequestHead,
+        body: &BodySlot,
+        info: &RequestInfo<'_>,
+        attempt_timeout: Option<Duration>,
+    ) -> Result<(Response<Incoming>, Selection), ProxyError> {
+        let mut exclude = None;
+        loop {
+            let selection = backend.state.select(info, exclude).map_err(|e| match e {
+                SelectError::NoEndpoint => ProxyError::NoEndpoint(Arc::clone(&backend.id)),
+            })?;
+            let Some(attempt_body) = body.attempt() else {
+                return Err(ProxyError::NoEndpoint(Arc::clone(&backend.id)));
+            };
+            let request = self.build(backend.protocol, selection.address(), head, body::boxed(attempt_body))?;
+            let (client, _) = self.client(backend.protocol);
+            let in_flight = METRICS.upstream_in_flight.with_label_values(&[&backend.id]);
+            in_flight.inc();
+            let result = match attempt_timeout {
+                Some(limit) => {
+                    tokio::time::timeout(limit, client.request(request)).await.map_err(|_| ProxyError::Timeout)
+                }
+                None => Ok(client.request(request).await),
+            };
+            in_flight.dec();
+            let outcome = match result {
+                Err(timeout) => {
+                    selection.failed();
+                    METRICS.upstream_requests.with_label_values(&[&backend.id, "timeout"]).inc();
+                    return Err(timeout);
+                }
+                Ok(outcome) => outcome,
+            };
+            match outcome {
+                Ok(response) => {
+                    selection.succeeded();
+                    METRICS.upstream_requests.with_label_values(&[&backend.id, "response"]).inc();
+                    return Ok((response, selection));
+                }
+                Err(error) if error.is_connect() => {
+                    METRICS.upstream_connect_errors.with_label_values(&[&backend.id]).inc();
+                    if selection.failed() {
+                        METRICS.endpoint_ejections.with_label_values(&[&backend.id]).inc();
+                    }
+                    tracing::debug!(backend = %backend.id, endpoint = %selection.address(), %error, "connect failed");
+                    let retry = exclude.is_none() && backend.state.endpoints().len() > 1;
+                    if !retry {
+                        return Err(ProxyError::Connect { backend: Arc::clone(&backend.id), source: error });
+                    }
+                    exclude = Some(selection.index());
+                }
+                Err(error) => {
+                    selection.failed();
+                    METRICS.upstream_requests.with_label_values(&[&backend.id, "error"]).inc();
+                    return Err(ProxyError::Upstream { backend: Arc::clone(&backend.id), source: error });
+                }
+            }
+        }
+    }
+
+    fn build(
+        &self,
+        protocol: UpstreamProtocol,
+        address: std::net::SocketAddr,
+        head: &RequestHead,
+        body: ProxyBody,
+    ) -> Result<Request<ProxyBody>, ProxyError> {
+        let (_, version) = self.client(protocol);
+        let uri = Uri::builder()
+            .scheme("http")
+            .authority(address.to_string())
+            .path_and_query(head.path_and_query.as_str())
+            .build()
+            .map_err(|e| ProxyError::Rewrite(e.to_string()))?;
+        let mut request = Request::new(body);
+        *request.method_mut() = head.method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = version;
+        *request.headers_mut() = head.headers.clone();
+        Ok(request)
+    }
+}
+
+/// Headers that describe one connection, never forwarded (RFC 9110 section 7.6.1), plus any
+/// header the Connection header names. `Upgrade` and `Connection: upgrade` are kept when the
+/// request is an upgrade, so that it can pass through.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .filter(|name| !(keep_upgrade && name == http::header::UPGRADE))
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        headers.insert(CONNECTION, http::HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(CONNECTION);
+        headers.remove(http::header::UPGRADE);
+    }
+}
+
+const HOP_BY_HOP: [HeaderName; 6] = [
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::PROXY_AUTHENTICATE,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_by_connection_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, "keep-alive, x-private".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-private", "1".parse().unwrap());
+        h.insert("te", "trailers".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.get("x-private").is_none() && h.get("keep-alive").is_none() && h.get("te").is_none());
+        assert!(h.get(CONNECTION).is_none());
+        assert_eq!(h["x-kept"], "1");
+    }
+
+    #[test]
+    fn upgrade_headers_survive_for_an_upgrade() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, "Upgrade".parse().unwrap());
+        h.insert(http::header::UPGRADE, "websocket".parse().unwrap());
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h[http::header::UPGRADE], "websocket");
+        assert_eq!(h[CONNECTION], "upgrade");
+    }
+}

@@ -1,0 +1,202 @@
+//! File mode: YAML files and folders of them, watched for changes.
+//!
+//! A file is applied whole or not at all: when it cannot be read or any of its objects is
+//! invalid, the objects it gave last time stay in force and the error is reported. A file
+//! that disappears takes its objects with it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::Notify;
+
+use super::{SourceError, parse_documents};
+use crate::index::{Index, Object};
+
+/// The files named on the command line and what each last gave.
+pub struct FileSource {
+    paths: Vec<PathBuf>,
+    last_good: BTreeMap<PathBuf, Vec<Object>>,
+}
+
+/// The outcome of one load: the index to compile, errors that kept a file's last good
+/// objects in force, and warnings (skipped kinds, duplicates).
+pub struct Load {
+    pub index: Index,
+    pub errors: Vec<SourceError>,
+    pub warnings: Vec<SourceError>,
+}
+
+impl FileSource {
+    pub fn new(paths: Vec<PathBuf>) -> Self {
+        Self { paths, last_good: BTreeMap::new() }
+    }
+
+    /// Reads every file again and builds the index.
+    pub fn load(&mut self) -> Load {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let files = match yaml_files(&self.paths) {
+            Ok(files) => files,
+            Err(error) => {
+                errors.push(error);
+                // Cannot list a folder: keep every file as it was.
+                self.last_good.keys().cloned().collect()
+            }
+        };
+        self.last_good.retain(|file, _| files.contains(file));
+        for file in &files {
+            match read_file(file) {
+                Ok((objects, file_warnings)) => {
+                    warnings.extend(file_warnings);
+                    self.last_good.insert(file.clone(), objects);
+                }
+                Err(file_errors) => errors.extend(file_errors),
+            }
+        }
+        let mut index = Index::default();
+        for (file, objects) in &self.last_good {
+            for object in objects {
+                if index.upsert(object.clone()) {
+                    warnings.push(SourceError {
+                        file: file.clone(),
+                        document: None,
+                        object: Some(format!("{} {}", object.kind(), object.key())),
+                        message: "defined more than once; the last definition (by file name) wins".into(),
+                    });
+                }
+            }
+        }
+        Load { index, errors, warnings }
+    }
+
+    /// Wakes `changed` whenever a file under the paths changes. The watcher stops when the
+    /// returned value is dropped.
+    pub fn watch(&self, changed: Arc<Notify>) -> notify::Result<notify::RecommendedWatcher> {
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) if !event.kind.is_access() => changed.notify_one(),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "file watch error"),
+        })?;
+        for path in &self.paths {
+            // Editors replace files by renaming over them: watch the folder, not the file.
+            let (target, mode) = if path.is_dir() {
+                (path.as_path(), RecursiveMode::Recursive)
+            } else {
+                (
+                    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")),
+                    RecursiveMode::NonRecursive,
+                )
+            };
+            watcher.watch(target, mode)?;
+        }
+        Ok(watcher)
+    }
+}
+
+/// How long to wait after a change for more changes, so that a burst compiles once.
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
+
+fn is_yaml(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+/// Files named directly, and YAML files in named folders (recursively), sorted.
+fn yaml_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
+    let mut files = Vec::new();
+    let mut pending: Vec<PathBuf> = paths.to_vec();
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(&path).map_err(|e| SourceError {
+                file: path.clone(),
+                document: None,
+                object: None,
+                message: format!("cannot list folder: {e}"),
+            })?;
+            for entry in entries.flatten() {
+                let p = entry.path();
+                if p.is_dir() || is_yaml(&p) {
+                    pending.push(p);
+                }
+            }
+        } else {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// The objects of one file, or why the file as a whole is not applied.
+fn read_file(file: &Path) -> Result<(Vec<Object>, Vec<SourceError>), Vec<SourceError>> {
+    let error = |document, object, message| SourceError { file: file.to_path_buf(), document, object, message };
+    let text = std::fs::read_to_string(file).map_err(|e| vec![error(None, None, format!("cannot read: {e}"))])?;
+    let (objects, problems) = parse_documents(&text).map_err(|e| vec![error(None, None, e)])?;
+    let (skipped, invalid): (Vec<_>, Vec<_>) = problems.into_iter().partition(|p| p.skipped);
+    let as_errors = |list: Vec<super::yaml::DocumentError>| -> Vec<SourceError> {
+        list.into_iter().map(|p| error(Some(p.document), p.object, p.message)).collect()
+    };
+    if !invalid.is_empty() {
+        return Err(as_errors(invalid));
+    }
+    Ok((objects, as_errors(skipped)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec: {}\n";
+
+    #[test]
+    fn a_broken_file_keeps_its_last_good_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("routes.yaml");
+        std::fs::write(&file, ROUTE).unwrap();
+        let mut source = FileSource::new(vec![dir.path().to_path_buf()]);
+        let first = source.load();
+        assert!(first.errors.is_empty());
+        assert_eq!(first.index.http_routes.len(), 1);
+
+        std::fs::write(&file, "kind: [broken").unwrap();
+        let second = source.load();
+        assert_eq!(second.errors.len(), 1);
+        assert_eq!(second.errors[0].file, file);
+        assert_eq!(second.index.http_routes.len(), 1, "the last good route is kept");
+    }
+
+    #[test]
+    fn one_invalid_object_keeps_the_whole_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.yaml");
+        std::fs::write(&file, ROUTE).unwrap();
+        let mut source = FileSource::new(vec![file.clone()]);
+        source.load();
+        let bad = format!(
+            "{ROUTE}---\napiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec: {{ports: [{{port: x}}]}}\n"
+        );
+        std::fs::write(&file, bad.replace("name: r", "name: r2")).unwrap();
+        let load = source.load();
+        assert_eq!(load.errors.len(), 1);
+        assert_eq!(load.errors[0].object.as_deref(), Some("Service default/s"));
+        assert!(load.index.http_routes.keys().any(|k| k.name == "r"), "old version still in force");
+        assert!(!load.index.http_routes.keys().any(|k| k.name == "r2"), "nothing half-applied");
+    }
+
+    #[test]
+    fn a_removed_file_takes_its_objects_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("r.yml");
+        std::fs::write(&file, ROUTE).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not yaml").unwrap();
+        let mut source = FileSource::new(vec![dir.path().to_path_buf()]);
+        assert_eq!(source.load().index.http_routes.len(), 1);
+        std::fs::remove_file(&file).unwrap();
+        let load = source.load();
+        assert!(load.index.http_routes.is_empty());
+        assert!(load.errors.is_empty());
+    }
+}
