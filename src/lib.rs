@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod balance;
+pub mod bookinfo;
 pub mod compile;
 pub mod duration;
 pub mod index;
