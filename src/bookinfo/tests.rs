@@ -348,6 +348,8 @@ struct Cli {
 
 #[test]
 fn bookinfo_args_parse_service_version_and_urls() {
+    use clap::CommandFactory;
+    Cli::command().debug_assert();
     let cli = Cli::try_parse_from([
         "gantry",
         "productpage",
