@@ -13,11 +13,14 @@
 //! - [`balance`]: endpoint selection and the state that survives table swaps.
 //! - [`proxy`]: the hyper servers, route filters and upstream client.
 //! - [`policy`]: the `BackendPolicy` CRD.
+//! - [`runtime`]: the loop from a new index to a served table; [`cli`]: the `gantry` command.
+//! - [`bookinfo`], [`echo`]: the sample application and a debugging backend.
 //! - [`metrics`], [`admin`]: Prometheus metrics and the admin endpoint.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod balance;
+pub mod bookinfo;
 pub mod cli;
 pub mod compile;
 pub mod duration;

@@ -29,6 +29,8 @@ pub enum Command {
     Run(RunArgs),
     /// Load and compile the configuration, print every problem, exit non-zero if there is one.
     Check(CheckArgs),
+    /// Run one of the bookinfo sample services (productpage, details, reviews, ratings).
+    Bookinfo(crate::bookinfo::BookinfoArgs),
     /// A small echo backend for trying routes out: answers every request with a JSON
     /// description of it.
     Echo(crate::echo::EchoArgs),
@@ -89,6 +91,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Check(args) => check::check(args),
+        Command::Bookinfo(args) => crate::bookinfo::run(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Echo(args) => crate::echo::run(args).await.map(|()| std::process::ExitCode::SUCCESS),
     }
 }
