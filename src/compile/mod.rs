@@ -3,12 +3,26 @@
 //! A pure function of its inputs: no I/O, no clocks. The balancer `Registry` is a cache that
 //! hands back the state of backends whose endpoints did not change; it makes no decision.
 
+mod attach;
+mod backends;
+mod build;
+pub mod conditions;
+mod filters;
+mod gateways;
+mod hostnames;
+mod precedence;
+mod routes;
+mod rules;
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use gateway_api::gatewayclasses::GatewayClassStatus;
 use gateway_api::gateways::GatewayStatus;
 use gateway_api::httproutes::HttpRouteStatus;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use serde::Serialize;
 
 use crate::balance::Registry;
@@ -53,7 +67,34 @@ pub struct Problem {
     pub message: String,
 }
 
+/// The API group of Gateway API objects.
+const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
 pub fn compile(index: &Index, options: &CompileOptions, backends: &Registry) -> Compiled {
-    let _ = (index, options, backends);
-    todo!("the compile step is being written")
+    let mut status = Status::default();
+    let classes = gateways::classes(index, options, &mut status);
+    let gateways = gateways::collect(index, options, &classes);
+    let mut resolver = backends::Resolver::new(index, backends, &mut status);
+    let (attachments, counts) = routes::attach_all(index, options, &gateways, &mut resolver, &mut status);
+    for (gw, attached) in gateways.iter().zip(&counts) {
+        gateways::write_status(gw, attached, &mut status);
+    }
+    let table = build::table(&gateways, &attachments);
+    Compiled { table, status }
+}
+
+/// Adds a problem for every condition that says something is wrong: a False condition, or a
+/// True `Conflicted`. `context` names the part of the object (a listener, a parentRef).
+fn report(problems: &mut Vec<Problem>, kind: &'static str, object: &ObjectKey, context: &str, conditions: &[Condition]) {
+    for c in conditions {
+        let wrong = if c.type_ == conditions::types::CONFLICTED { c.status == "True" } else { c.status == "False" };
+        if wrong {
+            let context = if context.is_empty() { String::new() } else { format!("{context}: ") };
+            problems.push(Problem {
+                kind,
+                object: object.clone(),
+                message: format!("{context}{} is {} ({}): {}", c.type_, c.status, c.reason, c.message),
+            });
+        }
+    }
 }

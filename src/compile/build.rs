@@ -1,0 +1,69 @@
+//! Assembles the sockets of the table from the served listeners and the attached routes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::gateways::GatewayModel;
+use super::hostnames;
+use super::precedence::Precedence;
+use super::routes::Attachment;
+use crate::table::{HostKey, HostRouter, RouteEntry, RouteList, RouteTable, Socket};
+
+/// A served listener on a socket: (gateway index, listener index).
+type ListenerRef = (usize, usize);
+
+pub(super) fn table(gateways: &[GatewayModel<'_>], attachments: &[Attachment]) -> RouteTable {
+    let mut sockets: BTreeMap<SocketAddr, Vec<ListenerRef>> = BTreeMap::new();
+    for (gi, gw) in gateways.iter().enumerate() {
+        for (li, l) in gw.listeners.iter().enumerate().filter(|(_, l)| gw.serves(l)) {
+            for socket in gw.sockets(l) {
+                sockets.entry(socket).or_default().push((gi, li));
+            }
+        }
+    }
+    let sockets = sockets
+        .into_iter()
+        .map(|(address, listeners)| Socket {
+            address,
+            listeners: listeners.iter().map(|&(g, l)| gateways[g].listener_id(&gateways[g].listeners[l])).collect(),
+            hosts: host_router(gateways, &listeners, attachments),
+        })
+        .collect();
+    RouteTable { sockets }
+}
+
+/// One route list per host key. A key's list holds every rule-match whose hostname covers the
+/// key, taken only from the most specific listener that matches the key: requests are matched to
+/// listeners first, then to routes.
+fn host_router(gateways: &[GatewayModel<'_>], listeners: &[ListenerRef], attachments: &[Attachment]) -> HostRouter {
+    let on_socket: Vec<&Attachment> =
+        attachments.iter().filter(|a| listeners.contains(&(a.gateway, a.listener))).collect();
+    let hostname = |(g, l): ListenerRef| &gateways[g].listeners[l].hostname;
+    // Listener hostnames are keys too, so that a host falls to its own listener even when that
+    // listener has no route (and answers 404) rather than to a broader one.
+    let mut keys: BTreeSet<HostKey> = listeners.iter().map(|&l| hostname(l).clone()).collect();
+    keys.extend(on_socket.iter().flat_map(|a| a.hostnames.iter().cloned()));
+
+    let entries = keys.into_iter().map(|key| {
+        let listener = listeners
+            .iter()
+            .copied()
+            .filter(|&l| hostnames::covers(hostname(l), &key))
+            .min_by_key(|&l| hostnames::specificity(hostname(l)));
+        let mut ranked: Vec<(Precedence<'_>, RouteEntry)> = Vec::new();
+        for a in on_socket.iter().filter(|a| Some((a.gateway, a.listener)) == listener) {
+            let Some(host) = hostnames::best_cover(&a.hostnames, &key) else { continue };
+            let route = &a.route;
+            for rule in &route.rules {
+                for (mi, m) in rule.matches.iter().enumerate() {
+                    let precedence = Precedence::new(host.clone(), m, route.created, &route.key, rule.index, mi);
+                    ranked.push((precedence, RouteEntry { matches: m.clone(), rule: Arc::clone(&rule.rule) }));
+                }
+            }
+        }
+        ranked.sort_by(|a, b| a.0.cmp(&b.0));
+        (key, RouteList { entries: ranked.into_iter().map(|(_, e)| e).collect() })
+    });
+    HostRouter::new(entries.collect::<Vec<_>>())
+}

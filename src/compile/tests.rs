@@ -1,0 +1,1 @@
+//! Tests of the whole compile step: YAML in, table and status out.
