@@ -69,6 +69,9 @@ pub struct RunArgs {
     /// Serves /metrics, /healthz, /readyz and /config.
     #[arg(long, env = "GANTRY_ADMIN_ADDRESS", default_value = "127.0.0.1:9901")]
     pub admin_address: SocketAddr,
+    /// How long a client may take to send its request headers before it is cut off.
+    #[arg(long, env = "GANTRY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
     /// On SIGTERM, how long requests in flight may take to finish.
     #[arg(long, env = "GANTRY_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,

@@ -50,7 +50,8 @@ fn start_runtime(args: &RunArgs) -> Runtime {
         tables: Arc::new(ArcSwap::from_pointee(RouteTable::default())),
         upstream: Upstream::new(CONNECT_TIMEOUT),
     });
-    let data_plane = DataPlane::new(shared, &Limits::default());
+    let limits = Limits { header_read_timeout: args.header_read_timeout, ..Limits::default() };
+    let data_plane = DataPlane::new(shared, &limits);
     Runtime::new(data_plane, args.controller.compile_options())
 }
 

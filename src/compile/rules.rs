@@ -147,7 +147,8 @@ fn request_match(m: &HttpRouteRulesMatches) -> Result<RequestMatch, String> {
                     PathMatch::prefix(value)
                 }
                 HttpRouteRulesMatchesPathType::RegularExpression => PathMatch::Regex(
-                    StringMatch::anchored_regex(value).map_err(|e| format!("path regular expression {value:?}: {e}"))?,
+                    StringMatch::anchored_regex(value)
+                        .map_err(|e| format!("path regular expression {value:?}: {e}"))?,
                 ),
             }
         }
@@ -156,7 +157,8 @@ fn request_match(m: &HttpRouteRulesMatches) -> Result<RequestMatch, String> {
         .method
         .as_ref()
         .map(|method| {
-            let text = serde_json::to_value(method).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let text =
+                serde_json::to_value(method).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
             Method::from_bytes(text.as_bytes()).map_err(|_| format!("method {text:?} is not valid"))
         })
         .transpose()?;
@@ -190,7 +192,9 @@ fn string_match(value: &str, regex: bool) -> Result<StringMatch, String> {
         return Err(format!("value {value:?} contains characters not allowed in HTTP"));
     }
     if regex {
-        StringMatch::anchored_regex(value).map(StringMatch::Regex).map_err(|e| format!("regular expression {value:?}: {e}"))
+        StringMatch::anchored_regex(value)
+            .map(StringMatch::Regex)
+            .map_err(|e| format!("regular expression {value:?}: {e}"))
     } else {
         Ok(StringMatch::Exact(value.to_string()))
     }
@@ -206,5 +210,8 @@ fn timeouts(spec: &HttpRouteRules) -> Result<Timeouts, String> {
             .transpose()
             .map(|d| d.filter(|d| !d.is_zero()))
     };
-    Ok(Timeouts { request: parse("request", &t.request)?, backend_request: parse("backendRequest", &t.backend_request)? })
+    Ok(Timeouts {
+        request: parse("request", &t.request)?,
+        backend_request: parse("backendRequest", &t.backend_request)?,
+    })
 }

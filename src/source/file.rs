@@ -97,7 +97,7 @@ impl FileSource {
 }
 
 /// How long to wait after a change for more changes, so that a burst compiles once.
-pub const DEBOUNCE: Duration = Duration::from_millis(50);
+pub const DEBOUNCE: Duration = Duration::from_millis(10);
 
 fn is_yaml(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
