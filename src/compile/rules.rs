@@ -34,8 +34,7 @@ pub(super) struct CompiledRules {
     pub unresolved_messages: Vec<String>,
 }
 
-pub(super) fn compile(route: &HttpRoute, route_id: &Arc<str>, resolver: &mut Resolver<'_>) -> CompiledRules {
-    let namespace = route.metadata.namespace.as_deref().unwrap_or("default");
+pub(super) fn compile(route: &HttpRoute, namespace: &str, route_id: &Arc<str>, resolver: &mut Resolver<'_>) -> CompiledRules {
     let mut out = CompiledRules::default();
     for (index, spec) in route.spec.rules.iter().flatten().enumerate() {
         let mut refs = Vec::new();
