@@ -1,7 +1,9 @@
 //! Route attachment: which listeners a parentRef selects, whether they allow the route, and on
 //! which hostnames.
 
-use gateway_api::gateways::{GatewayListenersAllowedRoutesNamespacesFrom as From, GatewayListenersAllowedRoutesNamespacesSelector};
+use gateway_api::gateways::{
+    GatewayListenersAllowedRoutesNamespacesFrom as From, GatewayListenersAllowedRoutesNamespacesSelector,
+};
 use gateway_api::httproutes::HttpRouteParentRefs;
 
 use super::conditions::reasons;

@@ -77,7 +77,7 @@ impl<'a> Resolver<'a> {
     pub fn resolve(&mut self, route_namespace: &str, r: BackendRef<'_>) -> Result<Arc<Backend>, RefError> {
         let group = r.group.unwrap_or("");
         let kind = r.kind.unwrap_or("Service");
-        if group != "" || kind != "Service" {
+        if !group.is_empty() || kind != "Service" {
             return Err(RefError::new(
                 reasons::INVALID_KIND,
                 format!("backendRef {:?} has group {group:?} kind {kind:?}; only core Services are supported", r.name),
@@ -134,12 +134,14 @@ impl<'a> Resolver<'a> {
             .range(ObjectKey::new(to_namespace, "")..)
             .take_while(|(k, _)| k.namespace == to_namespace)
             .any(|(_, grant)| {
-                grant.spec.from.iter().any(|f| f.group == GATEWAY_GROUP && f.kind == "HTTPRoute" && f.namespace == from_namespace)
-                    && grant
-                        .spec
-                        .to
-                        .iter()
-                        .any(|t| t.group.is_empty() && t.kind == "Service" && t.name.as_deref().is_none_or(|n| n == name))
+                grant
+                    .spec
+                    .from
+                    .iter()
+                    .any(|f| f.group == GATEWAY_GROUP && f.kind == "HTTPRoute" && f.namespace == from_namespace)
+                    && grant.spec.to.iter().any(|t| {
+                        t.group.is_empty() && t.kind == "Service" && t.name.as_deref().is_none_or(|n| n == name)
+                    })
             })
     }
 }
@@ -168,7 +170,8 @@ fn endpoints(index: &Index, service: &ObjectKey, port: &ServicePort) -> Vec<Endp
         if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
             continue;
         }
-        let slice_port = slice.ports.iter().flatten().find(|p| p.name.as_deref().unwrap_or("") == name).and_then(|p| p.port);
+        let slice_port =
+            slice.ports.iter().flatten().find(|p| p.name.as_deref().unwrap_or("") == name).and_then(|p| p.port);
         let Some(number) = slice_port.and_then(|p| u16::try_from(p).ok()) else { continue };
         for endpoint in &slice.endpoints {
             let conditions = endpoint.conditions.as_ref();
@@ -188,4 +191,3 @@ fn endpoints(index: &Index, service: &ObjectKey, port: &ServicePort) -> Vec<Endp
     out.dedup();
     out
 }
-

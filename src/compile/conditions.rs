@@ -41,7 +41,13 @@ pub mod reasons {
 
 /// A condition with `lastTransitionTime` at the Unix epoch: compile has no clock, the status
 /// writer stamps real times.
-pub fn condition(type_: &str, ok: bool, reason: &str, message: impl Into<String>, generation: Option<i64>) -> Condition {
+pub fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+) -> Condition {
     Condition {
         last_transition_time: Time(Timestamp::UNIX_EPOCH),
         message: message.into(),

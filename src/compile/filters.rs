@@ -4,9 +4,9 @@
 
 use gateway_api::httproutes::{
     HttpRouteRulesBackendRefsFilters, HttpRouteRulesFilters, HttpRouteRulesFiltersRequestHeaderModifier,
-    HttpRouteRulesFiltersRequestMirror, HttpRouteRulesFiltersRequestRedirect, HttpRouteRulesFiltersRequestRedirectPathType,
-    HttpRouteRulesFiltersRequestRedirectScheme, HttpRouteRulesFiltersType as Type, HttpRouteRulesFiltersUrlRewrite,
-    HttpRouteRulesFiltersUrlRewritePathType,
+    HttpRouteRulesFiltersRequestMirror, HttpRouteRulesFiltersRequestRedirect,
+    HttpRouteRulesFiltersRequestRedirectPathType, HttpRouteRulesFiltersRequestRedirectScheme,
+    HttpRouteRulesFiltersType as Type, HttpRouteRulesFiltersUrlRewrite, HttpRouteRulesFiltersUrlRewritePathType,
 };
 use http::{HeaderName, HeaderValue, StatusCode};
 
@@ -81,7 +81,10 @@ pub(super) fn convert(filter: &HttpRouteRulesFilters, cx: &mut FilterContext<'_,
 
 fn header_modifier(m: &HttpRouteRulesFiltersRequestHeaderModifier) -> Result<HeaderModifier, String> {
     let pair = |name: &str, value: &str| -> Result<(HeaderName, HeaderValue), String> {
-        Ok((header_name(name)?, HeaderValue::from_str(value).map_err(|_| format!("invalid header value {value:?} for {name:?}"))?))
+        Ok((
+            header_name(name)?,
+            HeaderValue::from_str(value).map_err(|_| format!("invalid header value {value:?} for {name:?}"))?,
+        ))
     };
     Ok(HeaderModifier {
         set: m.set.iter().flatten().map(|h| pair(&h.name, &h.value)).collect::<Result<_, _>>()?,
@@ -102,12 +105,14 @@ fn path_modifier(
     all_prefix_matches: bool,
 ) -> Result<PathModifier, String> {
     match kind {
-        PathKind::Full => {
-            Ok(PathModifier::ReplaceFullPath(full.ok_or("path.replaceFullPath is required for type ReplaceFullPath")?.clone()))
-        }
+        PathKind::Full => Ok(PathModifier::ReplaceFullPath(
+            full.ok_or("path.replaceFullPath is required for type ReplaceFullPath")?.clone(),
+        )),
         PathKind::Prefix => {
             if !all_prefix_matches {
-                return Err("path type ReplacePrefixMatch needs every match of the rule to be a PathPrefix match".into());
+                return Err(
+                    "path type ReplacePrefixMatch needs every match of the rule to be a PathPrefix match".into()
+                );
             }
             let value = prefix.ok_or("path.replacePrefixMatch is required for type ReplacePrefixMatch")?;
             Ok(PathModifier::ReplacePrefixMatch(value.clone()))
@@ -127,7 +132,9 @@ fn redirect(r: &HttpRouteRulesFiltersRequestRedirect, all_prefix_matches: bool) 
     };
     let port = r
         .port
-        .map(|p| u16::try_from(p).ok().filter(|p| *p > 0).ok_or(format!("requestRedirect.port {p} is not a valid port")))
+        .map(|p| {
+            u16::try_from(p).ok().filter(|p| *p > 0).ok_or(format!("requestRedirect.port {p} is not a valid port"))
+        })
         .transpose()?;
     let path = r
         .path

@@ -79,14 +79,20 @@ pub(super) fn classes(index: &Index, options: &CompileOptions, status: &mut Stat
             continue;
         }
         let conditions = vec![ok(types::ACCEPTED, class.metadata.generation)];
-        status.gateway_classes.insert(key.clone(), GatewayClassStatus { conditions: Some(conditions), ..Default::default() });
+        status
+            .gateway_classes
+            .insert(key.clone(), GatewayClassStatus { conditions: Some(conditions), ..Default::default() });
         ours.insert(key.name.clone());
     }
     ours
 }
 
 /// The Gateways of our classes, oldest first, with listeners validated and sockets assigned.
-pub(super) fn collect<'a>(index: &'a Index, options: &CompileOptions, ours: &BTreeSet<String>) -> Vec<GatewayModel<'a>> {
+pub(super) fn collect<'a>(
+    index: &'a Index,
+    options: &CompileOptions,
+    ours: &BTreeSet<String>,
+) -> Vec<GatewayModel<'a>> {
     let mut gateways: Vec<GatewayModel<'a>> = index
         .gateways
         .iter()
@@ -129,7 +135,9 @@ fn addresses(gateway: &Gateway, options: &CompileOptions) -> (Vec<IpAddr>, Optio
                 let value = address.value.as_deref().unwrap_or_default();
                 return (ips, Some(format!("spec.addresses[{i}].value {value:?} is not an IP address")));
             }
-            None => return (ips, Some(format!("spec.addresses[{i}].value is empty; Gantry does not assign addresses"))),
+            None => {
+                return (ips, Some(format!("spec.addresses[{i}].value is empty; Gantry does not assign addresses")));
+            }
         }
     }
     if ips.is_empty() {
@@ -284,7 +292,12 @@ pub(super) fn write_status(gw: &GatewayModel<'_>, attached: &BTreeMap<String, i3
     });
     status.gateways.insert(
         gw.key.clone(),
-        GatewayStatus { addresses, conditions: Some(conditions), listeners: Some(listener_statuses), ..Default::default() },
+        GatewayStatus {
+            addresses,
+            conditions: Some(conditions),
+            listeners: Some(listener_statuses),
+            ..Default::default()
+        },
     );
 }
 

@@ -85,7 +85,13 @@ pub fn compile(index: &Index, options: &CompileOptions, backends: &Registry) -> 
 
 /// Adds a problem for every condition that says something is wrong: a False condition, or a
 /// True `Conflicted`. `context` names the part of the object (a listener, a parentRef).
-fn report(problems: &mut Vec<Problem>, kind: &'static str, object: &ObjectKey, context: &str, conditions: &[Condition]) {
+fn report(
+    problems: &mut Vec<Problem>,
+    kind: &'static str,
+    object: &ObjectKey,
+    context: &str,
+    conditions: &[Condition],
+) {
     for c in conditions {
         let wrong = if c.type_ == conditions::types::CONFLICTED { c.status == "True" } else { c.status == "False" };
         if wrong {

@@ -95,7 +95,13 @@ pub(super) fn attach_all(
             let mut conditions = vec![accepted, resolved_refs(&unresolved, &unresolved_messages, generation)];
             if !dropped.is_empty() && !served.rules.is_empty() {
                 let message = format!("some rules were dropped: {}", dropped.join("; "));
-                conditions.push(condition(types::PARTIALLY_INVALID, true, reasons::UNSUPPORTED_VALUE, message, generation));
+                conditions.push(condition(
+                    types::PARTIALLY_INVALID,
+                    true,
+                    reasons::UNSUPPORTED_VALUE,
+                    message,
+                    generation,
+                ));
             }
             let parent_ref = HttpRouteStatusParentsParentRef {
                 group: Some(parent.group.clone().unwrap_or_else(|| GATEWAY_GROUP.to_string())),

@@ -34,7 +34,12 @@ pub(super) struct CompiledRules {
     pub unresolved_messages: Vec<String>,
 }
 
-pub(super) fn compile(route: &HttpRoute, namespace: &str, route_id: &Arc<str>, resolver: &mut Resolver<'_>) -> CompiledRules {
+pub(super) fn compile(
+    route: &HttpRoute,
+    namespace: &str,
+    route_id: &Arc<str>,
+    resolver: &mut Resolver<'_>,
+) -> CompiledRules {
     let mut out = CompiledRules::default();
     // The API server defaults a route without rules to one rule matching every path.
     let default_rules = [HttpRouteRules::default()];
@@ -149,7 +154,8 @@ fn request_match(m: &HttpRouteRulesMatches) -> Result<RequestMatch, String> {
                     PathMatch::prefix(value)
                 }
                 HttpRouteRulesMatchesPathType::RegularExpression => PathMatch::Regex(
-                    StringMatch::anchored_regex(value).map_err(|e| format!("path regular expression {value:?}: {e}"))?,
+                    StringMatch::anchored_regex(value)
+                        .map_err(|e| format!("path regular expression {value:?}: {e}"))?,
                 ),
             }
         }
@@ -158,7 +164,8 @@ fn request_match(m: &HttpRouteRulesMatches) -> Result<RequestMatch, String> {
         .method
         .as_ref()
         .map(|method| {
-            let text = serde_json::to_value(method).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let text =
+                serde_json::to_value(method).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
             Method::from_bytes(text.as_bytes()).map_err(|_| format!("method {text:?} is not valid"))
         })
         .transpose()?;
@@ -192,7 +199,9 @@ fn string_match(value: &str, regex: bool) -> Result<StringMatch, String> {
         return Err(format!("value {value:?} contains characters not allowed in HTTP"));
     }
     if regex {
-        StringMatch::anchored_regex(value).map(StringMatch::Regex).map_err(|e| format!("regular expression {value:?}: {e}"))
+        StringMatch::anchored_regex(value)
+            .map(StringMatch::Regex)
+            .map_err(|e| format!("regular expression {value:?}: {e}"))
     } else {
         Ok(StringMatch::Exact(value.to_string()))
     }
@@ -208,5 +217,8 @@ fn timeouts(spec: &HttpRouteRules) -> Result<Timeouts, String> {
             .transpose()
             .map(|d| d.filter(|d| !d.is_zero()))
     };
-    Ok(Timeouts { request: parse("request", &t.request)?, backend_request: parse("backendRequest", &t.backend_request)? })
+    Ok(Timeouts {
+        request: parse("request", &t.request)?,
+        backend_request: parse("backendRequest", &t.backend_request)?,
+    })
 }

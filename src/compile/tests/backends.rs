@@ -38,7 +38,11 @@ fn addresses(b: &Backend) -> Vec<(String, bool)> {
 
 #[test]
 fn same_namespace_backend_resolves_to_slice_endpoints() {
-    let c = run(&format!("{BASE}{}{}", route_to("[{name: web, port: 80}]"), service("apps", "web", &["10.0.0.1", "10.0.0.2"])));
+    let c = run(&format!(
+        "{BASE}{}{}",
+        route_to("[{name: web, port: 80}]"),
+        service("apps", "web", &["10.0.0.1", "10.0.0.2"])
+    ));
     assert_eq!(c.route_condition("apps/r", 0, "ResolvedRefs"), cond("True", "ResolvedRefs"));
     let b = backend(&c);
     assert_eq!(&*b.id, "apps/web:80");
@@ -48,7 +52,11 @@ fn same_namespace_backend_resolves_to_slice_endpoints() {
 
 #[test]
 fn cross_namespace_backend_needs_reference_grant() {
-    let base = format!("{BASE}{}{}", route_to("[{name: db, namespace: data, port: 80}]"), service("data", "db", &["10.0.0.9"]));
+    let base = format!(
+        "{BASE}{}{}",
+        route_to("[{name: db, namespace: data, port: 80}]"),
+        service("data", "db", &["10.0.0.9"])
+    );
     let c = run(&base);
     assert_eq!(c.route_condition("apps/r", 0, "ResolvedRefs"), cond("False", "RefNotPermitted"));
     assert!(matches!(target(&c), BackendTarget::Unresolved(_)));
@@ -61,7 +69,11 @@ fn cross_namespace_backend_needs_reference_grant() {
 
 #[test]
 fn reference_grant_must_name_the_right_namespaces_and_service() {
-    let base = format!("{BASE}{}{}", route_to("[{name: db, namespace: data, port: 80}]"), service("data", "db", &["10.0.0.9"]));
+    let base = format!(
+        "{BASE}{}{}",
+        route_to("[{name: db, namespace: data, port: 80}]"),
+        service("data", "db", &["10.0.0.9"])
+    );
     for wrong in [grant("data", "elsewhere", None), grant("data", "apps", Some("other")), grant("apps", "apps", None)] {
         let c = run(&format!("{base}{wrong}"));
         assert_eq!(c.route_condition("apps/r", 0, "ResolvedRefs"), cond("False", "RefNotPermitted"), "{wrong}");
@@ -104,10 +116,9 @@ fn endpoint_readiness_follows_slice_conditions() {
     let c = run(&format!("{BASE}{}{svc}", route_to("[{name: web, port: 80}]")));
     // The registry's state keeps only ready endpoints while some are ready.
     assert_eq!(addresses(backend(&c)), [("10.0.0.1:8080".to_string(), true), ("10.0.0.4:8080".to_string(), true)]);
-    let only_terminating = svc.replace("[\"10.0.0.1\"]}", "[\"10.0.0.1\"], conditions: {ready: false, serving: true}}").replace(
-        "conditions: {ready: true}",
-        "conditions: {ready: false, serving: false}",
-    );
+    let only_terminating = svc
+        .replace("[\"10.0.0.1\"]}", "[\"10.0.0.1\"], conditions: {ready: false, serving: true}}")
+        .replace("conditions: {ready: true}", "conditions: {ready: false, serving: false}");
     let c = run(&format!("{BASE}{}{only_terminating}", route_to("[{name: web, port: 80}]")));
     assert_eq!(addresses(backend(&c)), [("10.0.0.1:8080".to_string(), false), ("10.0.0.2:8080".to_string(), false)]);
 }
@@ -159,7 +170,8 @@ fn service_without_endpoints_is_resolved_with_none() {
 
 #[test]
 fn tls_app_protocol_is_unsupported_protocol() {
-    let svc = service("apps", "web", &["10.0.0.1"]).replace("targetPort: 8080}", "targetPort: 8080, appProtocol: https}");
+    let svc =
+        service("apps", "web", &["10.0.0.1"]).replace("targetPort: 8080}", "targetPort: 8080, appProtocol: https}");
     let c = run(&format!("{BASE}{}{svc}", route_to("[{name: web, port: 80}]")));
     assert_eq!(c.route_condition("apps/r", 0, "ResolvedRefs"), cond("False", "UnsupportedProtocol"));
 }

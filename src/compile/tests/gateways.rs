@@ -22,7 +22,10 @@ fn our_gateway_class_is_accepted_and_others_are_ignored() {
     let c = run(&yaml);
     let class = &c.status.gateway_classes[&key("gantry")];
     let accepted = &class.conditions.as_ref().unwrap()[0];
-    assert_eq!((accepted.type_.as_str(), accepted.status.as_str(), accepted.reason.as_str()), ("Accepted", "True", "Accepted"));
+    assert_eq!(
+        (accepted.type_.as_str(), accepted.status.as_str(), accepted.reason.as_str()),
+        ("Accepted", "True", "Accepted")
+    );
     assert_eq!(accepted.observed_generation, Some(1));
     assert!(!c.status.gateway_classes.contains_key(&key("other")));
 }
@@ -142,7 +145,10 @@ fn the_older_gateway_keeps_the_socket_whatever_its_name() {
 
 #[test]
 fn gateways_with_their_own_addresses_share_a_port() {
-    let own = BASE.replace("  gatewayClassName: gantry", "  gatewayClassName: gantry\n  addresses: [{value: 127.0.0.2}, {type: IPAddress, value: \"::1\"}]");
+    let own = BASE.replace(
+        "  gatewayClassName: gantry",
+        "  gatewayClassName: gantry\n  addresses: [{value: 127.0.0.2}, {type: IPAddress, value: \"::1\"}]",
+    );
     let c = run(&format!("{own}{SECOND_GATEWAY}"));
     let mut sockets: Vec<String> = c.table.sockets.iter().map(|s| s.address.to_string()).collect();
     sockets.sort();
@@ -154,7 +160,10 @@ fn gateways_with_their_own_addresses_share_a_port() {
 
 #[test]
 fn hostname_address_is_unsupported() {
-    let yaml = BASE.replace("  gatewayClassName: gantry", "  gatewayClassName: gantry\n  addresses: [{type: Hostname, value: gw.test}]");
+    let yaml = BASE.replace(
+        "  gatewayClassName: gantry",
+        "  gatewayClassName: gantry\n  addresses: [{type: Hostname, value: gw.test}]",
+    );
     let c = run(&yaml);
     assert_eq!(c.gateway_condition("infra/gw", "Accepted"), cond("False", "UnsupportedAddress"));
     assert!(c.table.sockets.is_empty());

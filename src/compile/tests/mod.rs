@@ -123,8 +123,7 @@ impl Compiled {
     /// The entry that would answer a request, if any.
     pub(super) fn lookup(&self, req: &Req<'_>) -> Option<&RouteEntry> {
         let socket = self.table.socket(req.socket)?;
-        let parts =
-            RequestParts { method: &req.method, path: req.path, query: req.query, headers: &req.headers };
+        let parts = RequestParts { method: &req.method, path: req.path, query: req.query, headers: &req.headers };
         socket.hosts.lookup(req.host)?.find(&parts)
     }
 

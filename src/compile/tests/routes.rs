@@ -19,8 +19,12 @@ fn namespaces() -> String {
     let ns = |name: &str, labels: &str| {
         format!("\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}, labels: {{{labels}}}}}\n")
     };
-    [ns("apps", "team: a, env: prod"), ns("legacy", "team: a, env: prod, legacy: \"yes\""), ns("other", "team: b, env: dev")]
-        .concat()
+    [
+        ns("apps", "team: a, env: prod"),
+        ns("legacy", "team: a, env: prod, legacy: \"yes\""),
+        ns("other", "team: b, env: dev"),
+    ]
+    .concat()
 }
 
 fn with_listeners() -> String {
@@ -76,7 +80,8 @@ fn section_name_and_port_must_both_hold() {
 
 #[test]
 fn port_selects_every_listener_on_that_port() {
-    let yaml = BASE.replace("  - {name: http", "  - {name: a, port: 80, protocol: HTTP, hostname: a.test}\n  - {name: http");
+    let yaml =
+        BASE.replace("  - {name: http", "  - {name: a, port: 80, protocol: HTTP, hostname: a.test}\n  - {name: http");
     let r = route("infra", "r", "  parentRefs: [{name: gw, port: 80}]");
     let c = run(&format!("{yaml}{r}"));
     assert_eq!(c.attached_routes("infra/gw", "a"), 1);
@@ -121,9 +126,21 @@ fn wildcard_listener_serves_route_on_the_intersection_only() {
 
 #[test]
 fn exact_host_falls_back_to_wildcard_and_catch_all_rules() {
-    let exact = route("infra", "exact", "  parentRefs: [{name: gw}]\n  hostnames: [a.example.com]\n  rules: [{matches: [{path: {type: PathPrefix, value: /api}}]}]");
-    let wild = route("infra", "wild", "  parentRefs: [{name: gw}]\n  hostnames: [\"*.example.com\"]\n  rules: [{matches: [{path: {type: PathPrefix, value: /api/v2}}]}, {}]");
-    let any = route("infra", "any", "  parentRefs: [{name: gw}]\n  rules: [{matches: [{path: {type: Exact, value: /health}}]}]");
+    let exact = route(
+        "infra",
+        "exact",
+        "  parentRefs: [{name: gw}]\n  hostnames: [a.example.com]\n  rules: [{matches: [{path: {type: PathPrefix, value: /api}}]}]",
+    );
+    let wild = route(
+        "infra",
+        "wild",
+        "  parentRefs: [{name: gw}]\n  hostnames: [\"*.example.com\"]\n  rules: [{matches: [{path: {type: PathPrefix, value: /api/v2}}]}, {}]",
+    );
+    let any = route(
+        "infra",
+        "any",
+        "  parentRefs: [{name: gw}]\n  rules: [{matches: [{path: {type: Exact, value: /health}}]}]",
+    );
     let c = run(&format!("{BASE}{exact}{wild}{any}"));
     // Hostname specificity comes before path: the exact host's /api beats the wildcard's /api/v2.
     assert_eq!(c.answer(&get("a.example.com", "/api/v2/x")).as_deref(), Some("infra/exact#0"));
@@ -141,7 +158,11 @@ fn requests_match_the_most_specific_listener_first() {
         "  - {name: foo, port: 80, protocol: HTTP, hostname: foo.example.com, allowedRoutes: {namespaces: {from: All}}}\n  - {name: http",
     );
     let general = route("infra", "general", "  parentRefs: [{name: gw, sectionName: http}]");
-    let foo = route("infra", "foo", "  parentRefs: [{name: gw, sectionName: foo}]\n  rules: [{matches: [{path: {type: Exact, value: /only}}]}]");
+    let foo = route(
+        "infra",
+        "foo",
+        "  parentRefs: [{name: gw, sectionName: foo}]\n  rules: [{matches: [{path: {type: Exact, value: /only}}]}]",
+    );
     let c = run(&format!("{yaml}{general}{foo}"));
     assert_eq!(c.answer(&get("foo.example.com", "/only")).as_deref(), Some("infra/foo#0"));
     assert_eq!(c.answer(&get("foo.example.com", "/else")), None, "the catch-all listener's route does not apply");
@@ -150,8 +171,12 @@ fn requests_match_the_most_specific_listener_first() {
 
 #[test]
 fn precedence_spans_routes_on_a_listener() {
-    let older = route("infra", "zzz", "  parentRefs: [{name: gw}]\n  rules: [{matches: [{path: {type: PathPrefix, value: /a}}]}]")
-        .replace("namespace: infra}", "namespace: infra, creationTimestamp: \"2020-01-01T00:00:00Z\"}");
+    let older = route(
+        "infra",
+        "zzz",
+        "  parentRefs: [{name: gw}]\n  rules: [{matches: [{path: {type: PathPrefix, value: /a}}]}]",
+    )
+    .replace("namespace: infra}", "namespace: infra, creationTimestamp: \"2020-01-01T00:00:00Z\"}");
     let newer = route("infra", "aaa", "  parentRefs: [{name: gw}]\n  rules: [{matches: [{path: {type: PathPrefix, value: /a}}, {path: {type: PathPrefix, value: /a/b}, method: POST}]}]")
         .replace("namespace: infra}", "namespace: infra, creationTimestamp: \"2021-01-01T00:00:00Z\"}");
     let c = run(&format!("{BASE}{older}{newer}"));

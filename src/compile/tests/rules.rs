@@ -21,7 +21,8 @@ fn only_rule(c: &Compiled) -> &crate::table::Rule {
 
 #[test]
 fn missing_path_defaults_to_root_prefix_and_types_default_to_exact() {
-    let c = with_rules("[{matches: [{headers: [{name: X-Env, value: canary}], queryParams: [{name: V, value: \"2\"}]}]}]");
+    let c =
+        with_rules("[{matches: [{headers: [{name: X-Env, value: canary}], queryParams: [{name: V, value: \"2\"}]}]}]");
     let entry = &c.table.sockets[0].hosts.lookup("x.test").unwrap().entries[0];
     assert!(matches!(&entry.matches.path, PathMatch::Prefix(p) if p.is_empty()));
     assert_eq!(entry.matches.headers[0].name.as_str(), "x-env", "header names are lower-cased");
@@ -44,7 +45,9 @@ fn invalid_regex_drops_the_rule_and_with_none_left_the_route_is_unsupported_valu
 
 #[test]
 fn a_dropped_rule_leaves_the_others_served_and_marks_the_route_partially_invalid() {
-    let c = with_rules("[{matches: [{headers: [{name: \"bad header\", value: x}]}]}, {backendRefs: [{name: a, port: 80}]}]");
+    let c = with_rules(
+        "[{matches: [{headers: [{name: \"bad header\", value: x}]}]}, {backendRefs: [{name: a, port: 80}]}]",
+    );
     assert_eq!(c.route_condition("infra/r", 0, "Accepted"), cond("True", "Accepted"));
     assert_eq!(c.route_condition("infra/r", 0, "PartiallyInvalid"), cond("True", "UnsupportedValue"));
     assert!(c.has_problem("infra/r", "rules[0] dropped: matches[0]: invalid header name \"bad header\""));
@@ -75,8 +78,12 @@ fn filters_convert_in_order_with_defaults() {
             {type: RequestMirror, requestMirror: {backendRef: {name: b, port: 80}, fraction: {numerator: 1, denominator: 4}}}]}]"#,
     );
     let rule = &c.lookup(&get("x.test", "/old/x")).unwrap().rule;
-    let [Filter::RequestHeaders(req), Filter::ResponseHeaders(resp), Filter::Redirect(redirect), Filter::Mirror(mirror)] =
-        rule.filters.as_slice()
+    let [
+        Filter::RequestHeaders(req),
+        Filter::ResponseHeaders(resp),
+        Filter::Redirect(redirect),
+        Filter::Mirror(mirror),
+    ] = rule.filters.as_slice()
     else {
         panic!("unexpected filters {:?}", rule.filters);
     };
@@ -95,14 +102,18 @@ fn mirror_defaults_to_every_request_and_accepts_percent() {
     let c = with_rules("[{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: b, port: 80}}}]}]");
     let Filter::Mirror(m) = &only_rule(&c).filters[0] else { panic!() };
     assert_eq!((m.numerator, m.denominator), (100, 100));
-    let c = with_rules("[{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: b, port: 80}, percent: 25}}]}]");
+    let c = with_rules(
+        "[{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: b, port: 80}, percent: 25}}]}]",
+    );
     let Filter::Mirror(m) = &only_rule(&c).filters[0] else { panic!() };
     assert_eq!((m.numerator, m.denominator), (25, 100));
 }
 
 #[test]
 fn mirror_to_a_missing_service_is_backend_not_found_and_left_out() {
-    let c = with_rules("[{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: gone, port: 80}}}], backendRefs: [{name: a, port: 80}]}]");
+    let c = with_rules(
+        "[{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: gone, port: 80}}}], backendRefs: [{name: a, port: 80}]}]",
+    );
     assert_eq!(c.route_condition("infra/r", 0, "ResolvedRefs"), cond("False", "BackendNotFound"));
     assert_eq!(c.route_condition("infra/r", 0, "Accepted"), cond("True", "Accepted"));
     assert!(only_rule(&c).filters.is_empty());
@@ -110,7 +121,9 @@ fn mirror_to_a_missing_service_is_backend_not_found_and_left_out() {
 
 #[test]
 fn url_rewrite_converts_hostname_and_full_path() {
-    let c = with_rules("[{filters: [{type: URLRewrite, urlRewrite: {hostname: up.test, path: {type: ReplaceFullPath, replaceFullPath: /x}}}]}]");
+    let c = with_rules(
+        "[{filters: [{type: URLRewrite, urlRewrite: {hostname: up.test, path: {type: ReplaceFullPath, replaceFullPath: /x}}}]}]",
+    );
     let Filter::Rewrite(r) = &only_rule(&c).filters[0] else { panic!() };
     assert_eq!(r.hostname.as_deref(), Some("up.test"));
     assert!(matches!(&r.path, Some(PathModifier::ReplaceFullPath(p)) if p == "/x"));
@@ -118,10 +131,14 @@ fn url_rewrite_converts_hostname_and_full_path() {
 
 #[test]
 fn backend_ref_filters_use_the_rule_filter_converter() {
-    let c = with_rules("[{backendRefs: [{name: a, port: 80, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-Backend, value: a}]}}]}]}]");
+    let c = with_rules(
+        "[{backendRefs: [{name: a, port: 80, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-Backend, value: a}]}}]}]}]",
+    );
     let Filter::RequestHeaders(m) = &only_rule(&c).backends[0].filters[0] else { panic!() };
     assert_eq!((m.set[0].0.as_str(), m.set[0].1.to_str().unwrap()), ("x-backend", "a"));
-    let c = with_rules("[{backendRefs: [{name: a, port: 80, filters: [{type: ExtensionRef, extensionRef: {group: x, kind: Y, name: z}}]}]}]");
+    let c = with_rules(
+        "[{backendRefs: [{name: a, port: 80, filters: [{type: ExtensionRef, extensionRef: {group: x, kind: Y, name: z}}]}]}]",
+    );
     assert_eq!(c.route_condition("infra/r", 0, "Accepted"), cond("False", "UnsupportedValue"));
 }
 
