@@ -77,7 +77,7 @@ impl<'a> Resolver<'a> {
     pub fn resolve(&mut self, route_namespace: &str, r: BackendRef<'_>) -> Result<Arc<Backend>, RefError> {
         let group = r.group.unwrap_or("");
         let kind = r.kind.unwrap_or("Service");
-        if group != "" || kind != "Service" {
+        if !group.is_empty() || kind != "Service" {
             return Err(RefError::new(
                 reasons::INVALID_KIND,
                 format!("backendRef {:?} has group {group:?} kind {kind:?}; only core Services are supported", r.name),

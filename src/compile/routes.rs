@@ -56,7 +56,7 @@ pub(super) fn attach_all(
             continue; // not ours: no status
         }
         let route_id: Arc<str> = Arc::from(key.to_string());
-        let compiled = rules::compile(route, &route_id, resolver);
+        let compiled = rules::compile(route, &key.namespace, &route_id, resolver);
         // With no rule left the Accepted condition carries these messages instead.
         for message in compiled.dropped.iter().filter(|_| !compiled.rules.is_empty()) {
             status.problems.push(Problem { kind: "HTTPRoute", object: key.clone(), message: message.clone() });

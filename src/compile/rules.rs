@@ -34,10 +34,17 @@ pub(super) struct CompiledRules {
     pub unresolved_messages: Vec<String>,
 }
 
-pub(super) fn compile(route: &HttpRoute, route_id: &Arc<str>, resolver: &mut Resolver<'_>) -> CompiledRules {
-    let namespace = route.metadata.namespace.as_deref().unwrap_or("default");
+pub(super) fn compile(
+    route: &HttpRoute,
+    namespace: &str,
+    route_id: &Arc<str>,
+    resolver: &mut Resolver<'_>,
+) -> CompiledRules {
     let mut out = CompiledRules::default();
-    for (index, spec) in route.spec.rules.iter().flatten().enumerate() {
+    // The API server defaults a route without rules to one rule matching every path.
+    let default_rules = [HttpRouteRules::default()];
+    let specs = route.spec.rules.as_deref().filter(|r| !r.is_empty()).unwrap_or(&default_rules);
+    for (index, spec) in specs.iter().enumerate() {
         let mut refs = Vec::new();
         match rule(spec, index, route_id, namespace, resolver, &mut refs) {
             Ok(compiled) => out.rules.push(compiled),

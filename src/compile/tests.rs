@@ -1,1 +1,0 @@
-//! Tests of the whole compile step: YAML in, table and status out.
