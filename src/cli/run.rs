@@ -49,9 +49,9 @@ fn start_runtime(args: &RunArgs) -> Runtime {
     let shared = Arc::new(Shared {
         tables: Arc::new(ArcSwap::from_pointee(RouteTable::default())),
         upstream: Upstream::new(CONNECT_TIMEOUT),
+        limits: Limits { header_read_timeout: args.header_read_timeout, ..Limits::default() },
     });
-    let limits = Limits { header_read_timeout: args.header_read_timeout, ..Limits::default() };
-    let data_plane = DataPlane::new(shared, &limits);
+    let data_plane = DataPlane::new(shared);
     Runtime::new(data_plane, args.controller.compile_options())
 }
 

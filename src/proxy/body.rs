@@ -90,7 +90,7 @@ impl Body for Replayable {
     fn size_hint(&self) -> SizeHint {
         match &self.taken {
             Some(body) => body.size_hint(),
-            None => self.hint.clone(),
+            None => self.hint,
         }
     }
 }

@@ -8,8 +8,8 @@ pub enum ProxyError {
     MissingHost,
     #[error("invalid request path: {0}")]
     InvalidPath(#[from] super::normalize::InvalidPath),
-    #[error("the request conflicts with itself: {0}")]
-    BadFraming(&'static str),
+    #[error("the request headers are larger than allowed")]
+    HeadersTooLarge,
     #[error("no route matches the request")]
     NoRoute,
     #[error("the matched rule has no backend to send to")]
@@ -34,7 +34,8 @@ impl ProxyError {
     /// The status the client gets. All decisions between 4xx and 5xx live here.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::MissingHost | ProxyError::InvalidPath(_) | ProxyError::BadFraming(_) => StatusCode::BAD_REQUEST,
+            ProxyError::MissingHost | ProxyError::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            ProxyError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             // The Gateway API asks for 500 when a rule's backend cannot be resolved.
             ProxyError::NoBackend | ProxyError::UnresolvedBackend(_) | ProxyError::Rewrite(_) => {

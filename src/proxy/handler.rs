@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::HOST;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -24,6 +24,7 @@ use crate::table::{BackendTarget, Filter, RequestParts, RouteEntry, RouteTable, 
 pub struct Shared {
     pub tables: Arc<arc_swap::ArcSwap<RouteTable>>,
     pub upstream: Upstream,
+    pub limits: super::Limits,
 }
 
 /// The connection a request came in on.
@@ -102,11 +103,15 @@ async fn serve(
     route: &mut Option<Arc<str>>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let headers = request.headers();
-    if headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH) {
-        // RFC 9112 section 6.1: a sender must not send both; as a proxy, refuse rather than
-        // guess which framing the backend will believe (request smuggling).
-        return Err(ProxyError::BadFraming("both Transfer-Encoding and Content-Length are present"));
+    // hyper bounds its read buffer but accepts a larger head that arrives in one read; the
+    // limit is enforced exactly here, counting as HTTP/1.1 would carry each header.
+    let header_bytes: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    if header_bytes > shared.limits.max_header_bytes {
+        return Err(ProxyError::HeadersTooLarge);
     }
+    // Framing is hyper's: conflicting Content-Lengths get 400, and with both Transfer-Encoding
+    // and Content-Length the body is read by Transfer-Encoding alone, Content-Length dropped
+    // and the connection closed after the answer (RFC 9112 section 6.1).
     let host = request_host(&request)?;
     let path = normalize::normalize(request.uri().path())?.into_owned();
     let query = request.uri().query().map(str::to_owned);
@@ -145,6 +150,9 @@ async fn forward_rule(
     let rule: &Rule = &entry.rule;
     let backend_ref = choose_backend(rule);
     let original_host = target.host.clone();
+    // Absolute-form and HTTP/2 requests carry the host in the URI; it replaces any Host
+    // header (RFC 9112 section 3.2.2), port included.
+    let authority = request.uri().authority().and_then(|a| HeaderValue::try_from(a.as_str()).ok());
     let upgrade = upgrade::is_upgrade(&request);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, incoming) = request.into_parts();
@@ -186,11 +194,8 @@ async fn forward_rule(
     let host_changed = target.host != original_host;
     let mut uri = parts.uri;
     filters::apply_target(&mut uri, &mut headers, &target, host_changed)?;
-    if !host_changed && !headers.contains_key(HOST) {
-        // HTTP/2 clients send :authority instead of Host; HTTP/1.1 backends need Host.
-        if let Ok(value) = HeaderValue::try_from(original_host.as_str()) {
-            headers.insert(HOST, value);
-        }
+    if !host_changed && let Some(authority) = authority {
+        headers.insert(HOST, authority);
     }
     let head = RequestHead {
         method: parts.method,

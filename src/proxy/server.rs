@@ -45,14 +45,16 @@ pub struct DataPlane {
 }
 
 impl DataPlane {
-    pub fn new(shared: Arc<Shared>, limits: &Limits) -> Self {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        let limits = &shared.limits;
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_bytes.max(8192))
+            // Room for the request line beyond the header limit; the exact check is per request.
+            .max_buf_size(limits.max_header_bytes + 8192)
             .max_headers(limits.max_headers);
-        http.http2().timer(TokioTimer::new()).max_header_list_size(limits.max_header_bytes as u32);
+        http.http2().timer(TokioTimer::new()).max_header_list_size((limits.max_header_bytes + 8192) as u32);
         Self {
             shared,
             http,

@@ -232,8 +232,8 @@ pub fn try_request(
     Ok(Reply { status, headers, body })
 }
 
-/// Writes raw bytes to a socket and returns what comes back until the server closes or
-/// `timeout` passes: for requests no well-behaved client would send.
+/// Writes raw bytes to a socket and returns all that comes back until the server closes the
+/// connection or `timeout` passes: for requests no well-behaved client would send.
 pub fn raw(address: SocketAddr, bytes: &[u8], timeout: Duration) -> String {
     let mut stream = TcpStream::connect(address).expect("connect");
     stream.set_read_timeout(Some(timeout)).expect("timeout");
@@ -243,12 +243,7 @@ pub fn raw(address: SocketAddr, bytes: &[u8], timeout: Duration) -> String {
     loop {
         match stream.read(&mut buffer) {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                out.extend_from_slice(&buffer[..n]);
-                if out.windows(4).any(|w| w == b"\r\n\r\n") && !out.starts_with(b"HTTP/1.1 100") {
-                    break;
-                }
-            }
+            Ok(n) => out.extend_from_slice(&buffer[..n]),
         }
     }
     String::from_utf8_lossy(&out).into_owned()
