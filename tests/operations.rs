@@ -347,3 +347,46 @@ fn a_dead_endpoint_answers_503_and_counts_connect_errors() {
 fn metric(text: &str, series: &str) -> f64 {
     text.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
 }
+
+/// 1,000 configuration swaps while wrk keeps 16 connections busy: no request may fail and no
+/// connection may drop. Bounded: the swaps must finish within 90 s.
+#[test]
+fn a_thousand_swaps_under_load_fail_no_request() {
+    let wrk = std::process::Command::new("wrk").arg("--version").output();
+    assert!(wrk.is_ok(), "wrk is needed (scripts/test installs it: apt-get install wrk)");
+    let with_header = |backend: &str, i: u32| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: default}}\nspec:\n  parentRefs: [{{name: web}}]\n  rules:\n    - filters: [{{type: ResponseHeaderModifier, responseHeaderModifier: {{set: [{{name: x-generation, value: \"{i}\"}}]}}}}]\n      backendRefs: [{{name: {backend}, port: 80}}]\n"
+        )
+    };
+    let s = setup(&with_header("a", 0), &[]);
+    let log = s.gateway.dir.path().join("wrk.txt");
+    let mut load = std::process::Command::new("wrk")
+        .args(["-t2", "-c16", "-d120s", &s.gateway.url(s.port, "/")])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start wrk");
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let swaps: u32 = 1000;
+    for i in 1..=swaps {
+        let before = metric(&s.gateway.metrics(), "gantry_config_reloads_total");
+        s.gateway.write_config(&format!("{}{}", s.base, with_header(if i % 2 == 0 { "a" } else { "b" }, i)));
+        wait_for("the swap", Duration::from_secs(5), || {
+            (metric(&s.gateway.metrics(), "gantry_config_reloads_total") > before).then_some(())
+        });
+        assert!(started.elapsed() < Duration::from_secs(90), "swaps took too long: {i} in {:?}", started.elapsed());
+    }
+    let elapsed = started.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&load, "INT");
+    wait_for("wrk to report", Duration::from_secs(10), || load.try_wait().ok().flatten());
+    let report = std::fs::read_to_string(&log).unwrap();
+    println!("{swaps} swaps in {elapsed:?} under load:\n{report}");
+    let generation = metric(&s.gateway.metrics(), "gantry_route_table_generation");
+    assert!(generation >= f64::from(swaps + 1), "tables swapped: {generation}");
+    assert!(report.contains("requests in"), "wrk ran: {report}");
+    assert!(!report.contains("Non-2xx"), "every request answered 2xx: {report}");
+    assert!(!report.contains("Socket errors"), "no connection dropped: {report}");
+    assert_eq!(s.get("/").header("x-generation"), Some(&*swaps.to_string()), "the last table serves");
+}
