@@ -43,7 +43,7 @@ pub async fn run(args: EchoArgs) -> anyhow::Result<()> {
     let name: &'static str = Box::leak(args.name.into_boxed_str());
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1().timer(TokioTimer::new());
-    let shutdown = crate::cli::shutdown_signal();
+    let shutdown = crate::signals::shutdown();
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {

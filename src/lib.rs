@@ -30,5 +30,6 @@ pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod runtime;
+pub mod signals;
 pub mod source;
 pub mod table;

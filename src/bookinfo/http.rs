@@ -101,29 +101,6 @@ async fn dispatch<H: Handler>(handler: &H, request: Request<Incoming>) -> Respon
     response
 }
 
-/// Resolves when the process receives SIGTERM or SIGINT.
-pub(crate) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(error) => {
-                warn!(%error, "cannot listen for SIGTERM; only SIGINT will stop the server");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
 
 pub(crate) fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     // Serialising our own plain structs cannot fail.

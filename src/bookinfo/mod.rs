@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 pub use self::http::BaseUrl;
-use self::http::{Upstream, serve, shutdown_signal};
+use self::http::{Upstream, serve};
 
 /// Run one bookinfo service.
 #[derive(clap::Args, Debug)]
@@ -98,7 +98,7 @@ pub async fn run(args: BookinfoArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     info!(service = ?args.service, version = %args.version, listen = %args.listen, "bookinfo serving");
     let upstream = Upstream::new(Upstream::DEFAULT_TIMEOUT);
-    let shutdown = shutdown_signal();
+    let shutdown = crate::signals::shutdown();
     match args.service {
         Service::ProductPage => {
             let page = productpage::ProductPage::new(args.details_url, args.reviews_url, args.ratings_url, upstream);

@@ -2,9 +2,6 @@
 
 mod check;
 mod run;
-mod signals;
-
-pub use signals::shutdown as shutdown_signal;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

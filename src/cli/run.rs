@@ -28,7 +28,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let _watcher = source.watch(Arc::clone(&changed)).context("cannot watch the configuration files")?;
     apply(&runtime, tokio::task::block_in_place(|| source.load())).await;
 
-    let shutdown = super::shutdown_signal();
+    let shutdown = crate::signals::shutdown();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

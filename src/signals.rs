@@ -1,3 +1,5 @@
+//! Process signals shared by every long-running command.
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown() {
     let terminate = async {
