@@ -247,8 +247,10 @@ impl BackendState {
 #[cfg(test)]
 pub(crate) mod tests {
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::time::Duration;
 
     use super::*;
+    use crate::balance::{ConnectionLimits, ConsistentHashConfig, HashKey, PassiveHealth};
 
     pub(crate) fn stats(n: usize) -> Vec<EndpointStats> {
         (0..n).map(|_| EndpointStats::default()).collect()
@@ -306,5 +308,124 @@ pub(crate) mod tests {
         assert_eq!(state.stats[0].in_flight.load(Ordering::Relaxed), 2);
         drop((a, b));
         assert_eq!(state.stats[0].in_flight.load(Ordering::Relaxed), 0);
+    }
+
+    fn config_with(health: PassiveHealth, limits: ConnectionLimits) -> BalancerConfig {
+        BalancerConfig { health, limits, ..BalancerConfig::default() }
+    }
+
+    #[test]
+    fn an_ejected_endpoint_returns_after_its_ejection_time() {
+        let health = PassiveHealth {
+            consecutive_failures: 1,
+            ejection_time: Duration::from_millis(40),
+            max_ejected_percent: 50,
+        };
+        let state = Arc::new(BackendState::new(&endpoints(3), config_with(health, ConnectionLimits::default())));
+        let headers = http::HeaderMap::new();
+        let first = state.select(&info(&headers), None).unwrap();
+        let ejected = first.index();
+        assert!(first.failed(), "one failure ejects at threshold 1");
+        drop(first);
+        assert_eq!(state.endpoint_ejected(ejected), Some(true));
+        for _ in 0..30 {
+            assert_ne!(state.select(&info(&headers), None).unwrap().index(), ejected);
+        }
+        // Bounded wait: the ejection lasts 40ms; give it up to 2s on a loaded machine.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while state.endpoint_ejected(ejected) == Some(true) {
+            assert!(Instant::now() < deadline, "still ejected after 2s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let back = (0..6).filter(|_| state.select(&info(&headers), None).unwrap().index() == ejected).count();
+        assert_eq!(back, 2, "round-robin gives it its share again");
+    }
+
+    #[test]
+    fn failures_while_ejected_do_not_count_toward_the_next_ejection() {
+        let state = Arc::new(BackendState::new(&endpoints(1), BalancerConfig::default()));
+        let headers = http::HeaderMap::new();
+        let only = state.select(&info(&headers), None).unwrap();
+        let limit = state.config.health.consecutive_failures;
+        let ejections = (0..limit * 3).filter(|_| only.failed()).count();
+        assert_eq!(ejections, 1);
+        assert_eq!(state.stats[0].consecutive_failures.load(Ordering::Relaxed), 0);
+        // The only endpoint, ejected, still serves: the least bad answer beats none.
+        assert_eq!(state.select(&info(&headers), None).unwrap().index(), 0);
+        assert_eq!(state.select(&info(&headers), Some(0)).unwrap_err(), SelectError::NoEndpoint);
+    }
+
+    #[test]
+    fn concurrent_failures_never_eject_past_the_cap() {
+        let health =
+            PassiveHealth { consecutive_failures: 1, ejection_time: Duration::from_secs(60), max_ejected_percent: 30 };
+        let state = Arc::new(BackendState::new(&endpoints(10), config_with(health, ConnectionLimits::default())));
+        let headers = http::HeaderMap::new();
+        let selections: Vec<Selection> = (0..10).map(|_| state.select(&info(&headers), None).unwrap()).collect();
+        let ejected = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for chunk in selections.chunks(3) {
+                let ejected = &ejected;
+                scope.spawn(move || {
+                    for s in chunk {
+                        if s.failed() {
+                            ejected.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(ejected.load(Ordering::Relaxed), 3);
+        assert_eq!(state.snapshot().iter().filter(|e| e.ejected).count(), 3);
+    }
+
+    #[test]
+    fn connection_limits_answer_overloaded_at_once() {
+        let limits = ConnectionLimits { max_connections: Some(2), max_pending_requests: Some(1) };
+        let state = Arc::new(BackendState::new(&endpoints(2), config_with(PassiveHealth::default(), limits)));
+        let headers = http::HeaderMap::new();
+        let held: Vec<Selection> = (0..3).map(|_| state.select(&info(&headers), None).unwrap()).collect();
+        assert_eq!(state.in_flight(), 3);
+        assert_eq!(state.select(&info(&headers), None).unwrap_err(), SelectError::Overloaded(3));
+        assert_eq!(state.in_flight(), 3, "a refused request is not counted");
+        drop(held);
+        assert_eq!(state.in_flight(), 0);
+        assert!(state.select(&info(&headers), None).is_ok());
+    }
+
+    #[test]
+    fn pending_requests_without_a_connection_limit_do_not_limit() {
+        let limits = ConnectionLimits { max_connections: None, max_pending_requests: Some(0) };
+        let state = Arc::new(BackendState::new(&endpoints(1), config_with(PassiveHealth::default(), limits)));
+        let headers = http::HeaderMap::new();
+        let held: Vec<Selection> = (0..100).map(|_| state.select(&info(&headers), None).unwrap()).collect();
+        assert_eq!(state.endpoint_in_flight(0), Some(100));
+        assert_eq!(state.endpoint_in_flight(1), None);
+        drop(held);
+    }
+
+    #[test]
+    fn a_backend_without_endpoints_does_not_leak_a_count() {
+        let limits = ConnectionLimits { max_connections: Some(1), max_pending_requests: None };
+        let state = Arc::new(BackendState::new(&[], config_with(PassiveHealth::default(), limits)));
+        let headers = http::HeaderMap::new();
+        for _ in 0..3 {
+            assert_eq!(state.select(&info(&headers), None).unwrap_err(), SelectError::NoEndpoint);
+        }
+        assert_eq!(state.in_flight(), 0);
+    }
+
+    #[test]
+    fn each_algorithm_is_built_from_its_config() {
+        let hash =
+            ConsistentHashConfig { key: HashKey::Cookie { name: "s".into(), ttl: None }, bounded_load_permille: None };
+        for algorithm in [Algorithm::Random, Algorithm::LeastRequest, Algorithm::ConsistentHash(hash)] {
+            let config = BalancerConfig { algorithm: algorithm.clone(), ..BalancerConfig::default() };
+            let state = Arc::new(BackendState::new(&endpoints(3), config));
+            let headers = http::HeaderMap::new();
+            let selection = state.select(&info(&headers), None).unwrap();
+            let cookie = matches!(algorithm, Algorithm::ConsistentHash(_));
+            assert_eq!(selection.set_cookie().is_some(), cookie, "{algorithm:?}");
+        }
     }
 }
