@@ -31,6 +31,18 @@ impl EndpointStats {
     }
 }
 
+/// The endpoints that get traffic, sorted and without duplicates: the ready ones, or all of
+/// them (serving but terminating) when none is ready.
+pub(super) fn active_endpoints(endpoints: &[Endpoint]) -> Vec<Endpoint> {
+    let mut active: Vec<Endpoint> = endpoints.iter().copied().filter(|e| e.ready).collect();
+    if active.is_empty() {
+        active = endpoints.to_vec();
+    }
+    active.sort();
+    active.dedup_by_key(|e| e.address);
+    active
+}
+
 /// One endpoint as `/config` and the metrics see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct EndpointSnapshot {
@@ -117,12 +129,13 @@ impl Drop for Selection {
 
 impl BackendState {
     pub fn new(endpoints: &[Endpoint], config: BalancerConfig) -> Self {
-        let mut active: Vec<Endpoint> = endpoints.iter().copied().filter(|e| e.ready).collect();
-        if active.is_empty() {
-            active = endpoints.to_vec();
-        }
-        active.sort();
-        active.dedup_by_key(|e| e.address);
+        Self::from_active(active_endpoints(endpoints), config)
+    }
+
+    /// Builds the state for endpoints already passed through `active_endpoints`. The balancer
+    /// is built here, once: a Maglev table costs a millisecond, so the registry compares the
+    /// active set before calling this.
+    pub(super) fn from_active(active: Vec<Endpoint>, config: BalancerConfig) -> Self {
         let stats = active.iter().map(|_| EndpointStats::default()).collect();
         let balancer: Box<dyn Balancer> = match &config.algorithm {
             Algorithm::RoundRobin => Box::new(RoundRobin::default()),
@@ -206,7 +219,10 @@ impl BackendState {
 
     /// Counts one more request in flight, unless that would pass the limit.
     fn reserve(&self) -> Result<(), SelectError> {
-        let limit = self.config.limits.max_in_flight().unwrap_or(u32::MAX);
+        let Some(limit) = self.config.limits.max_in_flight() else {
+            self.in_flight.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        };
         self.in_flight
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < limit).then_some(n + 1))
             .map(drop)
