@@ -334,7 +334,7 @@ pub(crate) mod tests {
     fn an_ejected_endpoint_returns_after_its_ejection_time() {
         let health = PassiveHealth {
             consecutive_failures: 1,
-            ejection_time: Duration::from_millis(40),
+            ejection_time: Duration::from_millis(250),
             max_ejected_percent: 50,
         };
         let state = Arc::new(BackendState::new(&endpoints(3), config_with(health, ConnectionLimits::default())));
@@ -347,7 +347,8 @@ pub(crate) mod tests {
         for _ in 0..30 {
             assert_ne!(state.select(&info(&headers), None).unwrap().index(), ejected);
         }
-        // Bounded wait: the ejection lasts 40ms; give it up to 2s on a loaded machine.
+        // Bounded wait: the ejection lasts 250ms (long enough that the loop above cannot outlive
+        // it on a loaded machine); give it up to 2s.
         let deadline = Instant::now() + Duration::from_secs(2);
         while state.endpoint_ejected(ejected) == Some(true) {
             assert!(Instant::now() < deadline, "still ejected after 2s");
