@@ -6,6 +6,10 @@
 //! kept in a `BackendState`, handed out by the `Registry` keyed by the backend's identity, its
 //! endpoint set and its policy: a swap that leaves a backend alone leaves its state alone.
 
+mod hash_key;
+mod least_request;
+mod maglev;
+mod random;
 mod registry;
 mod round_robin;
 mod state;
@@ -17,9 +21,12 @@ use std::net::{IpAddr, SocketAddr};
 use http::HeaderMap;
 use serde::Serialize;
 
+pub use least_request::LeastRequest;
+pub use maglev::ConsistentHash;
+pub use random::Random;
 pub use registry::Registry;
 pub use round_robin::RoundRobin;
-pub use state::{BackendState, EndpointStats, SelectError, Selection};
+pub use state::{BackendState, EndpointSnapshot, EndpointStats, SelectError, Selection};
 pub use weighted::WeightedSplit;
 
 /// One address of a backend.
@@ -47,6 +54,12 @@ pub trait Balancer: Send + Sync + Debug {
         request: &RequestInfo<'_>,
         eligible: &dyn Fn(usize) -> bool,
     ) -> Option<usize>;
+
+    /// A `Set-Cookie` header value that sends the client's next requests to endpoint `index`,
+    /// when this balancer hashes on a cookie that `request` did not carry. None otherwise.
+    fn affinity_cookie(&self, _request: &RequestInfo<'_>, _index: usize) -> Option<String> {
+        None
+    }
 }
 
 /// How a backend balances, from its BackendPolicy (RoundRobin when it has none).
@@ -54,12 +67,65 @@ pub trait Balancer: Send + Sync + Debug {
 pub struct BalancerConfig {
     pub algorithm: Algorithm,
     pub health: PassiveHealth,
+    pub limits: ConnectionLimits,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub enum Algorithm {
+    /// Each endpoint in turn.
     #[default]
     RoundRobin,
+    /// Uniformly at random.
+    Random,
+    /// The less busy of two random endpoints (by requests in flight).
+    LeastRequest,
+    /// A Maglev table keyed on part of the request.
+    ConsistentHash(ConsistentHashConfig),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct ConsistentHashConfig {
+    pub key: HashKey,
+    /// Bounded load in thousandths (1250 for 1.25): an endpoint whose requests in flight would
+    /// exceed this factor times the mean passes the request on along the table. Permille and
+    /// not `f64` so that the config stays `Eq + Hash` (the registry compares configs).
+    pub bounded_load_permille: Option<u32>,
+}
+
+/// Where a consistent-hash key comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum HashKey {
+    /// The first value of this header (name in lower case).
+    Header(String),
+    /// This cookie; when the request has none, Gantry picks an endpoint and sets the cookie on
+    /// the response (`Selection::set_cookie`), with `Max-Age` = `ttl` when given.
+    Cookie { name: String, ttl: Option<std::time::Duration> },
+    /// The client's IP address.
+    SourceIp,
+    /// The first value of this query parameter (the name is compared percent-decoded).
+    QueryParam(String),
+}
+
+/// Caps on the requests a backend takes at once, from the policy's `connection` block.
+///
+/// Gantry counts requests, not TCP connections: a request counts from `BackendState::select`
+/// until its `Selection` is dropped, whichever endpoint it went to. The pool may open fewer
+/// connections (HTTP/2 multiplexes) but never serves more requests than this at once, so
+/// `max_connections + max_pending_requests` is the most requests in flight to the backend; the
+/// next one gets `SelectError::Overloaded` (503) at once instead of queueing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct ConnectionLimits {
+    pub max_connections: Option<u32>,
+    pub max_pending_requests: Option<u32>,
+}
+
+impl ConnectionLimits {
+    /// The most requests in flight to the backend, None for no limit. Pending requests only
+    /// mean something on top of a connection limit.
+    pub fn max_in_flight(&self) -> Option<u32> {
+        let connections = self.max_connections?;
+        Some(connections.saturating_add(self.max_pending_requests.unwrap_or(0)))
+    }
 }
 
 /// Passive health: when an endpoint is taken out of rotation after failures.

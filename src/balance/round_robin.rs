@@ -1,3 +1,5 @@
+//! Round-robin over one atomic cursor: no lock on the request path.
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{Balancer, EndpointStats, RequestInfo};
@@ -15,7 +17,13 @@ impl Balancer for RoundRobin {
             return None;
         }
         let start = self.cursor.fetch_add(1, Ordering::Relaxed);
-        (0..n).map(|i| (start + i) % n).find(|&i| eligible(i))
+        let skipped = (0..n).find(|&i| eligible((start + i) % n))?;
+        // Move the cursor past the skipped endpoints too. Otherwise the endpoint after an
+        // ejected one would also take the ejected one's turn and get twice the traffic.
+        if skipped > 0 {
+            self.cursor.fetch_add(skipped, Ordering::Relaxed);
+        }
+        Some((start + skipped) % n)
     }
 }
 
@@ -34,6 +42,33 @@ mod tests {
             counts[rr.pick(&stats, &info(&headers), &|_| true).unwrap()] += 1;
         }
         assert_eq!(counts, [3, 3, 3, 3]);
+    }
+
+    #[test]
+    fn round_robin_is_even_over_every_sliding_window() {
+        let rr = RoundRobin::default();
+        let stats = stats(5);
+        let headers = http::HeaderMap::new();
+        let picks: Vec<usize> = (0..200).map(|_| rr.pick(&stats, &info(&headers), &|_| true).unwrap()).collect();
+        for window in picks.windows(15) {
+            let mut counts = [0usize; 5];
+            for &i in window {
+                counts[i] += 1;
+            }
+            assert_eq!(counts, [3; 5]);
+        }
+    }
+
+    #[test]
+    fn round_robin_shares_a_skipped_turn_evenly() {
+        let rr = RoundRobin::default();
+        let stats = stats(4);
+        let headers = http::HeaderMap::new();
+        let mut counts = [0usize; 4];
+        for _ in 0..3 * 30 {
+            counts[rr.pick(&stats, &info(&headers), &|i| i != 1).unwrap()] += 1;
+        }
+        assert_eq!(counts, [30, 0, 30, 30]);
     }
 
     #[test]
