@@ -18,6 +18,8 @@ pub struct Metrics {
     pub upstream_connect_errors: IntCounterVec,
     pub upstream_in_flight: IntGaugeVec,
     pub endpoint_ejections: IntCounterVec,
+    /// Requests a backend turned away before any endpoint: `overloaded` or `no_endpoint`.
+    pub upstream_rejected: IntCounterVec,
     pub config_reloads: IntCounter,
     pub config_reload_errors: IntCounter,
     pub compile_duration: Histogram,
@@ -47,8 +49,11 @@ impl Metrics {
             active_connections: IntGauge::new("gantry_active_connections", "Downstream connections open now")
                 .expect("valid metric"),
             upstream_requests: IntCounterVec::new(
-                Opts::new("gantry_upstream_requests_total", "Requests sent to backends, by backend and outcome"),
-                &["backend", "outcome"],
+                Opts::new(
+                    "gantry_upstream_requests_total",
+                    "Requests sent to endpoints (balancer picks), by backend, endpoint and outcome",
+                ),
+                &["backend", "endpoint", "outcome"],
             )
             .expect("valid metric"),
             upstream_connect_errors: IntCounterVec::new(
@@ -63,7 +68,12 @@ impl Metrics {
             .expect("valid metric"),
             endpoint_ejections: IntCounterVec::new(
                 Opts::new("gantry_endpoint_ejections_total", "Endpoints taken out of rotation by passive health"),
-                &["backend"],
+                &["backend", "endpoint"],
+            )
+            .expect("valid metric"),
+            upstream_rejected: IntCounterVec::new(
+                Opts::new("gantry_upstream_rejected_total", "Requests a backend turned away, by reason"),
+                &["backend", "reason"],
             )
             .expect("valid metric"),
             config_reloads: IntCounter::new("gantry_config_reloads_total", "Route tables compiled and swapped in")
@@ -91,6 +101,7 @@ impl Metrics {
             Box::new(m.upstream_connect_errors.clone()),
             Box::new(m.upstream_in_flight.clone()),
             Box::new(m.endpoint_ejections.clone()),
+            Box::new(m.upstream_rejected.clone()),
             Box::new(m.config_reloads.clone()),
             Box::new(m.config_reload_errors.clone()),
             Box::new(m.compile_duration.clone()),

@@ -58,6 +58,9 @@ pub struct BackendState {
     /// The endpoints that get traffic: the ready ones, or the serving-but-terminating ones
     /// when none is ready.
     endpoints: Box<[Endpoint]>,
+    /// Each endpoint's address as text, made once: the metrics' `endpoint` label.
+    #[serde(skip)]
+    labels: Box<[Box<str>]>,
     #[serde(skip)]
     stats: Box<[EndpointStats]>,
     #[serde(skip)]
@@ -103,6 +106,11 @@ impl Selection {
         self.index
     }
 
+    /// The endpoint's address as text, for metric labels (no allocation per request).
+    pub fn label(&self) -> &str {
+        &self.state.labels[self.index]
+    }
+
     /// A `Set-Cookie` header value for the response, when the backend hashes on a cookie that
     /// the request did not carry: it sends the client's next requests to this endpoint.
     pub fn set_cookie(&self) -> Option<&str> {
@@ -143,8 +151,10 @@ impl BackendState {
             Algorithm::LeastRequest => Box::new(LeastRequest),
             Algorithm::ConsistentHash(hash) => Box::new(ConsistentHash::new(&active, hash)),
         };
+        let labels = active.iter().map(|e| e.address.to_string().into_boxed_str()).collect();
         Self {
             endpoints: active.into_boxed_slice(),
+            labels,
             stats,
             balancer,
             config,

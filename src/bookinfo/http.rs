@@ -101,7 +101,6 @@ async fn dispatch<H: Handler>(handler: &H, request: Request<Incoming>) -> Respon
     response
 }
 
-
 pub(crate) fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     // Serialising our own plain structs cannot fail.
     let body = serde_json::to_vec(value).unwrap_or_default();

@@ -28,6 +28,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run one of the bookinfo sample services (productpage, details, reviews, ratings).
     Bookinfo(crate::bookinfo::BookinfoArgs),
+    /// Print Gantry's CustomResourceDefinitions as YAML (what `crds/` holds).
+    Crds,
     /// A small echo backend for trying routes out: answers every request with a JSON
     /// description of it.
     Echo(crate::echo::EchoArgs),
@@ -92,6 +94,10 @@ pub async fn main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Run(args) => run::run(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Check(args) => check::check(args),
         Command::Bookinfo(args) => crate::bookinfo::run(args).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::Crds => {
+            print!("{}", crate::policy::crd_yaml());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Echo(args) => crate::echo::run(args).await.map(|()| std::process::ExitCode::SUCCESS),
     }
 }

@@ -220,6 +220,9 @@ async fn forward_rule(
 
     let (mut parts, incoming) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
+    if let Some(cookie) = selection.set_cookie().and_then(|c| HeaderValue::try_from(c).ok()) {
+        parts.headers.append(http::header::SET_COOKIE, cookie);
+    }
     for m in response_filters.iter().rev() {
         filters::modify_headers(&mut parts.headers, m);
     }

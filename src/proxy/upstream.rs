@@ -64,8 +64,13 @@ impl Upstream {
     ) -> Result<(Response<Incoming>, Selection), ProxyError> {
         let mut exclude = None;
         loop {
-            let selection = backend.state.select(info, exclude).map_err(|e| match e {
-                SelectError::NoEndpoint => ProxyError::NoEndpoint(Arc::clone(&backend.id)),
+            let selection = backend.state.select(info, exclude).map_err(|e| {
+                let (reason, error) = match e {
+                    SelectError::NoEndpoint => ("no_endpoint", ProxyError::NoEndpoint(Arc::clone(&backend.id))),
+                    SelectError::Overloaded(_) => ("overloaded", ProxyError::Overloaded(Arc::clone(&backend.id))),
+                };
+                METRICS.upstream_rejected.with_label_values(&[&backend.id, reason]).inc();
+                error
             })?;
             let Some(attempt_body) = body.attempt() else {
                 return Err(ProxyError::NoEndpoint(Arc::clone(&backend.id)));
@@ -84,7 +89,7 @@ impl Upstream {
             let outcome = match result {
                 Err(timeout) => {
                     selection.failed();
-                    METRICS.upstream_requests.with_label_values(&[&backend.id, "timeout"]).inc();
+                    count(backend, &selection, "timeout");
                     return Err(timeout);
                 }
                 Ok(outcome) => outcome,
@@ -92,13 +97,15 @@ impl Upstream {
             match outcome {
                 Ok(response) => {
                     selection.succeeded();
-                    METRICS.upstream_requests.with_label_values(&[&backend.id, "response"]).inc();
+                    count(backend, &selection, "response");
                     return Ok((response, selection));
                 }
                 Err(error) if error.is_connect() => {
                     METRICS.upstream_connect_errors.with_label_values(&[&backend.id]).inc();
+                    count(backend, &selection, "connect_error");
                     if selection.failed() {
-                        METRICS.endpoint_ejections.with_label_values(&[&backend.id]).inc();
+                        METRICS.endpoint_ejections.with_label_values(&[&backend.id, selection.label()]).inc();
+                        tracing::warn!(backend = %backend.id, endpoint = selection.label(), "endpoint ejected after repeated failures");
                     }
                     tracing::debug!(backend = %backend.id, endpoint = %selection.address(), %error, "connect failed");
                     let retry = exclude.is_none() && backend.state.endpoints().len() > 1;
@@ -108,8 +115,10 @@ impl Upstream {
                     exclude = Some(selection.index());
                 }
                 Err(error) => {
-                    selection.failed();
-                    METRICS.upstream_requests.with_label_values(&[&backend.id, "error"]).inc();
+                    if selection.failed() {
+                        METRICS.endpoint_ejections.with_label_values(&[&backend.id, selection.label()]).inc();
+                    }
+                    count(backend, &selection, "error");
                     return Err(ProxyError::Upstream { backend: Arc::clone(&backend.id), source: error });
                 }
             }
@@ -137,6 +146,10 @@ impl Upstream {
         *request.headers_mut() = head.headers.clone();
         Ok(request)
     }
+}
+
+fn count(backend: &Backend, selection: &Selection, outcome: &str) {
+    METRICS.upstream_requests.with_label_values(&[&backend.id, selection.label(), outcome]).inc();
 }
 
 /// Headers that describe one connection, never forwarded (RFC 9110 section 7.6.1), plus any
