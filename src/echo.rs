@@ -24,6 +24,9 @@ pub struct EchoArgs {
     /// Name put in every answer, to tell backends apart.
     #[arg(long, env = "ECHO_NAME", default_value = "echo")]
     pub name: String,
+    /// Delay every answer by this many milliseconds (a slow backend).
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -40,7 +43,9 @@ struct Echo<'a> {
 pub async fn run(args: EchoArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen).await?;
     tracing::info!(listen = %args.listen, name = %args.name, "echo backend serving");
+    // Lives as long as the process: every connection task reads it.
     let name: &'static str = Box::leak(args.name.into_boxed_str());
+    let delay = Duration::from_millis(args.delay_ms);
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1().timer(TokioTimer::new());
     let shutdown = crate::signals::shutdown();
@@ -55,13 +60,20 @@ pub async fn run(args: EchoArgs) -> anyhow::Result<()> {
         };
         let http = http.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| answer(name, request));
+            let service = service_fn(move |request| answer(name, delay, request));
             let _ = http.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
         });
     }
 }
 
-async fn answer(name: &str, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+async fn answer(
+    name: &str,
+    delay: Duration,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let query: BTreeMap<String, String> = request
         .uri()
         .query()

@@ -1,6 +1,7 @@
 //! The `gantry` command line.
 
 mod check;
+mod demo;
 mod run;
 
 use std::net::{IpAddr, SocketAddr};
@@ -28,6 +29,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run one of the bookinfo sample services (productpage, details, reviews, ratings).
     Bookinfo(crate::bookinfo::BookinfoArgs),
+    /// Run the bookinfo sample application behind a gateway, all on this machine.
+    Demo(demo::DemoArgs),
     /// Print Gantry's CustomResourceDefinitions as YAML (what `crds/` holds).
     Crds,
     /// A small echo backend for trying routes out: answers every request with a JSON
@@ -94,6 +97,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Run(args) => run::run(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Check(args) => check::check(args),
         Command::Bookinfo(args) => crate::bookinfo::run(args).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::Demo(args) => demo::demo(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Crds => {
             print!("{}", crate::policy::crd_yaml());
             Ok(std::process::ExitCode::SUCCESS)

@@ -16,10 +16,15 @@ use crate::table::RouteTable;
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    serve(&args, crate::signals::shutdown()).await
+}
+
+/// Serves the files of `args` until `shutdown` resolves, then drains.
+pub async fn serve(args: &RunArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     let admin = crate::admin::bind(args.admin_address)
         .await
         .with_context(|| format!("cannot bind the admin address {}", args.admin_address))?;
-    let runtime = Arc::new(start_runtime(&args));
+    let runtime = Arc::new(start_runtime(args));
     tokio::spawn(crate::admin::serve(admin, Arc::clone(&runtime)));
     tracing::info!(admin = %args.admin_address, "admin endpoint serving /metrics /healthz /readyz /config");
 
@@ -28,7 +33,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let _watcher = source.watch(Arc::clone(&changed)).context("cannot watch the configuration files")?;
     apply(&runtime, tokio::task::block_in_place(|| source.load())).await;
 
-    let shutdown = crate::signals::shutdown();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

@@ -87,11 +87,15 @@ pub struct Echo {
 }
 
 pub fn echo(dir: &Path, name: &str) -> Echo {
+    echo_with(dir, name, &[])
+}
+
+pub fn echo_with(dir: &Path, name: &str, extra_args: &[&str]) -> Echo {
     let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("address");
-    let mut process = Process::spawn(
-        &["echo", "--listen", &address.to_string(), "--name", name],
-        dir.join(format!("echo-{name}-{}.log", address.port())),
-    );
+    let listen = address.to_string();
+    let mut args = vec!["echo", "--listen", &listen, "--name", name];
+    args.extend_from_slice(extra_args);
+    let mut process = Process::spawn(&args, dir.join(format!("echo-{name}-{}.log", address.port())));
     wait_listening(address, &mut process.child, "the echo backend");
     Echo { address, name: name.to_string(), process }
 }
