@@ -148,8 +148,10 @@ impl Body for Tee {
                     }
                 }
                 None => {
-                    self.complete.store(true, Ordering::Release);
-                    self.copy = None;
+                    // Complete only if the copy was never cut off on the way.
+                    if self.copy.take().is_some() {
+                        self.complete.store(true, Ordering::Release);
+                    }
                 }
             }
         }

@@ -74,8 +74,9 @@ fn to_object(mut value: Value) -> Result<Object, Rejection> {
     object.map_err(reject)
 }
 
+/// The typed object, or an error that names the field (`spec.listeners[0].port: ...`).
 fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
-    serde_yaml_ng::from_value(value).map_err(|e| e.to_string())
+    serde_path_to_error::deserialize(value).map_err(|e| format!("{}: {}", e.path(), e.inner()))
 }
 
 /// Namespaced objects without a namespace land in `default`, as with `kubectl apply`.

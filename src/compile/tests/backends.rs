@@ -198,7 +198,7 @@ fn invalid_backend_policy_is_reported_and_its_targets_use_defaults() {
     let c = run(&format!("{BASE}{}{}{p}", route_to("[{name: web, port: 80}]"), service("apps", "web", &["10.0.0.1"])));
     let status = &c.status.backend_policies[&key("apps/p")];
     assert_eq!((status.conditions[0].status.as_str(), status.conditions[0].reason.as_str()), ("False", "Invalid"));
-    assert!(c.has_problem("apps/p", "consecutiveFailures must be at least 1"));
+    assert!(c.has_problem("apps/p", "consecutiveFailures 0 must be at least 1"));
     assert_eq!(backend(&c).state.config(), &crate::balance::BalancerConfig::default());
 }
 
