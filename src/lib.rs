@@ -32,4 +32,5 @@ pub mod proxy;
 pub mod runtime;
 pub mod signals;
 pub mod source;
+pub mod status;
 pub mod table;

@@ -24,6 +24,15 @@ pub struct Metrics {
     pub config_reload_errors: IntCounter,
     pub compile_duration: Histogram,
     pub table_generation: IntGauge,
+    /// Kubernetes mode: watch events and watch errors by kind.
+    pub reflector_events: IntCounterVec,
+    pub reflector_errors: IntCounterVec,
+    /// Kubernetes mode: from a watch event to the table with it being served.
+    pub convergence: Histogram,
+    /// Kubernetes mode: status patches by kind and result.
+    pub status_writes: IntCounterVec,
+    /// 1 while this replica holds the status-writer Lease.
+    pub leader: IntGauge,
 }
 
 /// The process-wide metrics.
@@ -90,6 +99,31 @@ impl Metrics {
             .expect("valid metric"),
             table_generation: IntGauge::new("gantry_route_table_generation", "Route tables swapped in since start")
                 .expect("valid metric"),
+            reflector_events: IntCounterVec::new(
+                Opts::new("gantry_reflector_events_total", "Watch events received from the API server, by kind"),
+                &["kind"],
+            )
+            .expect("valid metric"),
+            reflector_errors: IntCounterVec::new(
+                Opts::new("gantry_reflector_errors_total", "Watch failures (retried with backoff), by kind"),
+                &["kind"],
+            )
+            .expect("valid metric"),
+            convergence: Histogram::with_opts(
+                HistogramOpts::new(
+                    "gantry_config_convergence_seconds",
+                    "From an object's change arriving to the table with it being served",
+                )
+                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            )
+            .expect("valid metric"),
+            status_writes: IntCounterVec::new(
+                Opts::new("gantry_status_writes_total", "Status patches sent to the API server, by kind and result"),
+                &["kind", "result"],
+            )
+            .expect("valid metric"),
+            leader: IntGauge::new("gantry_leader", "1 while this replica writes status (holds the Lease)")
+                .expect("valid metric"),
             registry,
         };
         let r = &m.registry;
@@ -106,6 +140,11 @@ impl Metrics {
             Box::new(m.config_reload_errors.clone()),
             Box::new(m.compile_duration.clone()),
             Box::new(m.table_generation.clone()),
+            Box::new(m.reflector_events.clone()),
+            Box::new(m.reflector_errors.clone()),
+            Box::new(m.convergence.clone()),
+            Box::new(m.status_writes.clone()),
+            Box::new(m.leader.clone()),
         ] {
             r.register(c).expect("metric registered once");
         }

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use tokio::process::{Child, Command};
 
-use super::{ControllerArgs, RunArgs};
+use super::{ControllerArgs, RunArgs, ServeArgs};
 
 /// The demo's configuration, as shipped in `manifests/bookinfo/`.
 const GATEWAY: &str = include_str!("../../manifests/bookinfo/gateway.yaml");
@@ -95,9 +95,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             controller_name: "gantry.dev/gateway-controller".into(),
             bind_address: [127, 0, 0, 1].into(),
         },
-        admin_address: args.admin_address,
-        header_read_timeout: Duration::from_secs(10),
-        drain_timeout: Duration::from_secs(5),
+        serve: ServeArgs {
+            admin_address: args.admin_address,
+            header_read_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(5),
+        },
     };
     println!("\nBookinfo is up. Open http://127.0.0.1:{}/productpage", args.port);
     println!("  reload it a few times: reviews-v1, reviews-v2 and reviews-v3 answer in turn by weight");

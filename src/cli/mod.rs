@@ -1,6 +1,7 @@
 //! The `gantry` command line.
 
 mod check;
+mod controller;
 mod demo;
 mod run;
 
@@ -25,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve Gateway API objects from YAML files or folders (file mode), reloading on change.
     Run(RunArgs),
+    /// Kubernetes mode: watch the cluster's Gateway API objects, serve them, write their status.
+    Controller(controller::ControllerCmd),
     /// Load and compile the configuration, print every problem, exit non-zero if there is one.
     Check(CheckArgs),
     /// Run one of the bookinfo sample services (productpage, details, reviews, ratings).
@@ -68,6 +71,13 @@ pub struct RunArgs {
     pub config: Vec<PathBuf>,
     #[command(flatten)]
     pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Settings of the serving process, whatever feeds it.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
     /// Serves /metrics, /healthz, /readyz and /config.
     #[arg(long, env = "GANTRY_ADMIN_ADDRESS", default_value = "127.0.0.1:9901")]
     pub admin_address: SocketAddr,
@@ -95,6 +105,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub async fn main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::Controller(args) => controller::controller(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Check(args) => check::check(args),
         Command::Bookinfo(args) => crate::bookinfo::run(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Demo(args) => demo::demo(args).await.map(|()| std::process::ExitCode::SUCCESS),

@@ -6,7 +6,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
-use super::RunArgs;
+use super::{ControllerArgs, RunArgs, ServeArgs};
 use crate::proxy::{DataPlane, Limits, Shared, Upstream};
 use crate::runtime::Runtime;
 use crate::source::file::{DEBOUNCE, FileSource, Load};
@@ -21,13 +21,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// Serves the files of `args` until `shutdown` resolves, then drains.
 pub async fn serve(args: &RunArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-    let admin = crate::admin::bind(args.admin_address)
-        .await
-        .with_context(|| format!("cannot bind the admin address {}", args.admin_address))?;
-    let runtime = Arc::new(start_runtime(args));
-    tokio::spawn(crate::admin::serve(admin, Arc::clone(&runtime)));
-    tracing::info!(admin = %args.admin_address, "admin endpoint serving /metrics /healthz /readyz /config");
-
+    let runtime = start(&args.serve, &args.controller).await?;
     let mut source = FileSource::new(args.config.clone());
     let changed = Arc::new(Notify::new());
     let _watcher = source.watch(Arc::clone(&changed)).context("cannot watch the configuration files")?;
@@ -44,19 +38,31 @@ pub async fn serve(args: &RunArgs, shutdown: impl std::future::Future<Output = (
             _ = &mut shutdown => break,
         }
     }
-    runtime.data_plane.shutdown(args.drain_timeout).await;
-    tracing::info!("stopped");
+    stop(&runtime, &args.serve).await;
     Ok(())
 }
 
-fn start_runtime(args: &RunArgs) -> Runtime {
+/// What every serving mode starts: the data plane (no sockets until a table lists them), the
+/// runtime that compiles into it, and the admin endpoint.
+pub(super) async fn start(serve: &ServeArgs, controller: &ControllerArgs) -> anyhow::Result<Arc<Runtime>> {
+    let admin = crate::admin::bind(serve.admin_address)
+        .await
+        .with_context(|| format!("cannot bind the admin address {}", serve.admin_address))?;
     let shared = Arc::new(Shared {
         tables: Arc::new(ArcSwap::from_pointee(RouteTable::default())),
         upstream: Upstream::new(CONNECT_TIMEOUT),
-        limits: Limits { header_read_timeout: args.header_read_timeout, ..Limits::default() },
+        limits: Limits { header_read_timeout: serve.header_read_timeout, ..Limits::default() },
     });
-    let data_plane = DataPlane::new(shared);
-    Runtime::new(data_plane, args.controller.compile_options())
+    let runtime = Arc::new(Runtime::new(DataPlane::new(shared), controller.compile_options()));
+    tokio::spawn(crate::admin::serve(admin, Arc::clone(&runtime)));
+    tracing::info!(admin = %serve.admin_address, "admin endpoint serving /metrics /healthz /readyz /config");
+    Ok(runtime)
+}
+
+/// Stops accepting and drains requests in flight.
+pub(super) async fn stop(runtime: &Runtime, serve: &ServeArgs) {
+    runtime.data_plane.shutdown(serve.drain_timeout).await;
+    tracing::info!("stopped");
 }
 
 async fn apply(runtime: &Runtime, load: Load) {

@@ -1,6 +1,8 @@
-//! Sources turn the outside world into index objects. Today: YAML files (`file`).
+//! Sources turn the outside world into index objects: YAML files (`file`) or the Kubernetes
+//! API (`k8s`). Nothing downstream knows which one it was.
 
 pub mod file;
+pub mod k8s;
 mod yaml;
 
 use std::path::PathBuf;

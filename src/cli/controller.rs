@@ -1,0 +1,135 @@
+//! `gantry controller`: Kubernetes mode. The cluster's objects feed the same index, compile
+//! and data plane as files do; the Lease holder writes status back.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use super::run::{start, stop};
+use super::{ControllerArgs, ServeArgs, parse_duration};
+use crate::runtime::Runtime;
+use crate::source::k8s::{self, Changes, Stores};
+use crate::status::StatusWriter;
+use crate::status::leader::{self, LeaseSettings};
+
+#[derive(Args, Debug)]
+pub struct ControllerCmd {
+    /// Kubeconfig to use; without it, the in-cluster configuration (or $KUBECONFIG).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Watch namespaced objects in this namespace only (GatewayClasses and Namespaces are
+    /// cluster-wide). Default: all namespaces.
+    #[arg(long, env = "GANTRY_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Address(es) where the data plane answers, published in Gateways' `status.addresses`.
+    #[arg(long = "gateway-address", env = "GANTRY_GATEWAY_ADDRESS", value_delimiter = ',')]
+    pub gateway_addresses: Vec<String>,
+    /// Namespace of the status-writer Lease (in a Pod: its own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    #[arg(long, default_value = "gantry-status-writer")]
+    pub lease_name: String,
+    /// This replica's name in the Lease. Default: the Pod name, else host name and process id.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How long the Lease holds without renewal: the longest a failover takes.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// How long to let a burst of watch events settle before compiling.
+const DEBOUNCE: Duration = Duration::from_millis(20);
+/// How often the leader re-checks every status, so that a failed write is retried.
+const RESYNC: Duration = Duration::from_secs(30);
+
+pub async fn controller(args: ControllerCmd) -> anyhow::Result<()> {
+    let client = client(args.kubeconfig.as_deref()).await?;
+    let runtime = start(&args.serve, &args.controller).await?;
+    let changes = Arc::new(Changes::default());
+    let stores = k8s::start(client.clone(), args.namespace.as_deref(), Arc::clone(&changes));
+
+    let shutdown = crate::signals::shutdown();
+    tokio::pin!(shutdown);
+    tokio::select! {
+        _ = stores.ready() => tracing::info!("every watched kind is listed; serving"),
+        _ = &mut shutdown => {
+            stop(&runtime, &args.serve).await;
+            return Ok(());
+        }
+    }
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let (mut leading, lease) = leader::campaign(
+        client.clone(),
+        LeaseSettings {
+            namespace: args.lease_namespace.clone(),
+            name: args.lease_name.clone(),
+            holder: identity.clone(),
+            duration: args.lease_duration,
+        },
+    );
+    let mut writer = StatusWriter::new(
+        client,
+        stores.clone(),
+        args.controller.controller_name.clone(),
+        args.gateway_addresses.clone(),
+        identity,
+    );
+    apply(&runtime, &stores, &changes).await;
+    let mut resync = tokio::time::interval(RESYNC);
+    loop {
+        tokio::select! {
+            _ = changes.notify.notified() => {
+                tokio::time::sleep(DEBOUNCE).await;
+                apply(&runtime, &stores, &changes).await;
+            }
+            _ = leading.changed() => {}
+            _ = resync.tick() => {}
+            _ = &mut shutdown => break,
+        }
+        if *leading.borrow() {
+            writer.write(&runtime.report()).await;
+        }
+    }
+    if *leading.borrow()
+        && let Err(error) = lease.step_down().await
+    {
+        tracing::warn!(%error, "cannot release the leader Lease; another replica takes over when it expires");
+    }
+    stop(&runtime, &args.serve).await;
+    Ok(())
+}
+
+/// Compiles what the stores hold now and serves it.
+async fn apply(runtime: &Runtime, stores: &Stores, changes: &Changes) {
+    let since = changes.take();
+    let (index, errors) = stores.snapshot();
+    runtime.apply(index, errors, Vec::new()).await;
+    if let Some(since) = since {
+        crate::metrics::METRICS.convergence.observe(since.elapsed().as_secs_f64());
+    }
+}
+
+async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = Kubeconfig::read_from(path).with_context(|| format!("cannot read {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default()).await?
+        }
+        None => kube::Config::infer().await.context("no in-cluster configuration and no usable kubeconfig")?,
+    };
+    Client::try_from(config).context("cannot build a Kubernetes client")
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), std::process::id())
+}
