@@ -206,7 +206,7 @@ func (r *podRun) run() {
 		}
 		if err == nil {
 			_ = os.WriteFile(filepath.Join(r.dir, "netns"), []byte(ns), 0o644)
-			now := metav1.Now()
+			now := nowSec()
 			r.mu.Lock()
 			r.ip, r.netns, r.netReady, r.startTime = ip, ns, true, &now
 			r.mu.Unlock()
@@ -500,14 +500,14 @@ func (r *podRun) startAndWait(c *ctr) (*corev1.ContainerStateTerminated, error) 
 	_ = os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
 	exited := make(chan struct{})
 	r.mu.Lock()
-	c.proc, c.exited, c.running, c.startedAt = cmd.Process, exited, true, metav1.Now()
+	c.proc, c.exited, c.running, c.startedAt = cmd.Process, exited, true, nowSec()
 	c.waiting, c.term, c.ready = nil, nil, false
 	c.id = fmt.Sprintf("process://%d", cmd.Process.Pid)
 	r.mu.Unlock()
 	r.signal()
 
 	err = cmd.Wait()
-	st := &corev1.ContainerStateTerminated{ContainerID: c.id, FinishedAt: metav1.Now(), StartedAt: c.startedAt}
+	st := &corev1.ContainerStateTerminated{ContainerID: c.id, FinishedAt: nowSec(), StartedAt: c.startedAt}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		st.ExitCode = 128 + int32(ws.Signal())
 		st.Signal = int32(ws.Signal())

@@ -82,8 +82,19 @@ func (r *podRun) buildStatus(old *corev1.PodStatus) corev1.PodStatus {
 	r.setCond(&st, corev1.PodInitialized, boolCond(r.initDone), "", "")
 	r.setCond(&st, corev1.ContainersReady, ready, readyReason, readyMsg)
 	r.setCond(&st, corev1.PodReady, ready, readyReason, readyMsg)
-	r.setCond(&st, corev1.PodScheduled, corev1.ConditionTrue, "", "")
+	if _, ok := r.conds[corev1.PodScheduled]; !ok && !hasCond(&st, corev1.PodScheduled) {
+		r.setCond(&st, corev1.PodScheduled, corev1.ConditionTrue, "", "")
+	}
 	return st
+}
+
+func hasCond(st *corev1.PodStatus, t corev1.PodConditionType) bool {
+	for _, c := range st.Conditions {
+		if c.Type == t {
+			return true
+		}
+	}
+	return false
 }
 
 func notReadyMessage(ctrs []*ctr) string {
@@ -107,7 +118,7 @@ func notReadyMessage(ctrs []*ctr) string {
 func (r *podRun) setCond(st *corev1.PodStatus, t corev1.PodConditionType, s corev1.ConditionStatus, reason, msg string) {
 	prev, ok := r.conds[t]
 	if !ok || prev.Status != s {
-		prev = corev1.PodCondition{Type: t, Status: s, LastTransitionTime: metav1.Now()}
+		prev = corev1.PodCondition{Type: t, Status: s, LastTransitionTime: nowSec()}
 	}
 	prev.Reason, prev.Message = reason, msg
 	r.conds[t] = prev
@@ -334,3 +345,7 @@ func (r *podRun) launcher(c *ctr, vols map[string]string, argv, env []string) (*
 }
 
 func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// nowSec is the current time at the API's one-second precision, so that a status
+// that did not change compares equal to what the API server returns.
+func nowSec() metav1.Time { return metav1.NewTime(time.Now().Truncate(time.Second)) }
