@@ -260,6 +260,12 @@ func (r *podRun) run() {
 	r.finish()
 }
 
+func (r *podRun) isTerminated() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.terminated
+}
+
 func (r *podRun) currentPod() *corev1.Pod {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -539,7 +545,7 @@ func (r *podRun) statusLoop() {
 		case <-r.changed:
 		case <-time.After(10 * time.Second):
 		}
-		if err := r.syncStatus(); err != nil && !apierrors.IsNotFound(err) {
+		if err := r.syncStatus(); err != nil && !apierrors.IsNotFound(err) && !r.isTerminated() {
 			if !apierrors.IsConflict(err) {
 				log.Printf("pod %s/%s: status: %v", r.namespace, r.name, err)
 			}
