@@ -23,18 +23,11 @@ fn in_pod_range(ip: Ipv4Addr) -> bool {
 }
 
 fn pods(ns: &str, selector: &str) -> Vec<Value> {
-    kubectl_json(&["-n", ns, "get", "pods", "-l", selector])["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    kubectl_json(&["-n", ns, "get", "pods", "-l", selector])["items"].as_array().cloned().unwrap_or_default()
 }
 
 fn is_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    pod["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
 fn pod_ip(pod: &Value) -> Ipv4Addr {
@@ -63,15 +56,10 @@ fn version_reports_the_built_kubernetes_release() {
 fn node_is_ready_with_the_bridge_address() {
     let node = kubectl_json(&["get", "node", NODE]);
     let conditions = node["status"]["conditions"].as_array().expect("conditions");
-    assert!(
-        conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"),
-        "node not Ready: {conditions:?}"
-    );
+    assert!(conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"), "node not Ready: {conditions:?}");
     let addresses = node["status"]["addresses"].as_array().expect("addresses");
     assert!(
-        addresses
-            .iter()
-            .any(|a| a["type"] == "InternalIP" && a["address"] == POD_GATEWAY.to_string().as_str()),
+        addresses.iter().any(|a| a["type"] == "InternalIP" && a["address"] == POD_GATEWAY.to_string().as_str()),
         "no InternalIP {POD_GATEWAY}: {addresses:?}"
     );
     for r in ["cpu", "memory", "pods"] {
@@ -228,11 +216,7 @@ fn pod_with_an_unknown_image_is_reported_failed() {
         (p["status"]["phase"] == "Failed").then_some(p)
     });
     let message = pod["status"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains(r#"image "nginx:1.27" is not runnable here"#),
-        "unclear failure: {}",
-        pod["status"]
-    );
+    assert!(message.contains(r#"image "nginx:1.27" is not runnable here"#), "unclear failure: {}", pod["status"]);
     let waiting = &pod["status"]["containerStatuses"][0]["state"]["waiting"];
     assert_eq!(waiting["reason"], "ImageNotRunnable", "{}", pod["status"]);
 }

@@ -26,8 +26,17 @@ fn down_leaves_nothing_behind_and_up_works_again() {
         kubectl(&["-n", ns, "get", "serviceaccount", "default"]).ok()
     });
     kubectl_ok(&[
-        "-n", ns, "run", "ratings", "--image=gantry:dev", "--restart=Never", "--",
-        "bookinfo", "ratings", "--listen", "0.0.0.0:9080",
+        "-n",
+        ns,
+        "run",
+        "ratings",
+        "--image=gantry:dev",
+        "--restart=Never",
+        "--",
+        "bookinfo",
+        "ratings",
+        "--listen",
+        "0.0.0.0:9080",
     ]);
     let pod_pid = wait_until("the pod to run", Duration::from_secs(60), || {
         let p = kubectl_json(&["-n", ns, "get", "pod", "ratings"]);
@@ -53,10 +62,7 @@ fn down_leaves_nothing_behind_and_up_works_again() {
     assert!(pod_netns_names().is_empty(), "namespaces left: {:?}", pod_netns_names());
     let links = run("ip", &["-o", "link", "show"]);
     assert!(!links.contains("gantry0"), "bridge left: {links}");
-    assert!(
-        !links.lines().any(|l| l.split(": ").nth(1).is_some_and(|n| n.starts_with("gv"))),
-        "veths left: {links}"
-    );
+    assert!(!links.lines().any(|l| l.split(": ").nth(1).is_some_and(|n| n.starts_with("gv"))), "veths left: {links}");
     let routes = run("ip", &["route", "show"]);
     assert!(!routes.contains("10.244.0."), "routes left: {routes}");
     assert!(!testenv_dir().join("kubeconfig").exists(), "kubeconfig of a stopped cluster left");

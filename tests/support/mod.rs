@@ -167,11 +167,8 @@ pub fn process_exists(pid: u32) -> bool {
 
 /// Runs `scripts/testenv ARG`, panicking with its output when it fails.
 pub fn testenv(arg: &str) -> String {
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/testenv"))
-        .arg(arg)
-        .output()
-        .expect("run scripts/testenv");
+    let out =
+        Command::new("bash").arg(repo_root().join("scripts/testenv")).arg(arg).output().expect("run scripts/testenv");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "scripts/testenv {arg} failed:\n{text}");
     text

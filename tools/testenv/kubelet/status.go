@@ -313,6 +313,11 @@ func runProbe(p *corev1.Probe, ip string, c *corev1.Container) error {
 func (r *podRun) launcher(c *ctr, vols map[string]string, argv, env []string) (*exec.Cmd, error) {
 	var b strings.Builder
 	b.WriteString("set -e\n")
+	// Mount points that do not exist are made on the host's file system (a bind mount
+	// needs one); the top-most made path is recorded so that scripts/testenv down can
+	// remove what stayed empty.
+	fmt.Fprintf(&b, "mkpoint() { p=$1; top=; while [ ! -e \"$p\" ]; do top=$p; p=$(dirname \"$p\"); done; "+
+		"if [ -n \"$top\" ]; then echo \"$top\" >> %s; fi; }\n", shq(filepath.Join(r.k.stateDir, "created-mountpoints")))
 	for _, m := range c.spec.VolumeMounts {
 		src, ok := vols[m.Name]
 		if !ok {
@@ -322,6 +327,7 @@ func (r *podRun) launcher(c *ctr, vols map[string]string, argv, env []string) (*
 			src = filepath.Join(src, m.SubPath)
 		}
 		dst := m.MountPath
+		fmt.Fprintf(&b, "mkpoint %s\n", shq(dst))
 		fmt.Fprintf(&b, "if [ -d %s ]; then mkdir -p %s; else mkdir -p %s; [ -e %s ] || : > %s; fi\n",
 			shq(src), shq(dst), shq(filepath.Dir(dst)), shq(dst), shq(dst))
 		fmt.Fprintf(&b, "mount --bind %s %s\n", shq(src), shq(dst))
