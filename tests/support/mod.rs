@@ -1,6 +1,9 @@
 //! Helpers shared by the black-box tests: the real `gantry` binary, real backends on
 //! loopback, and small clients. Every wait here is bounded.
-#![allow(dead_code)] // each test binary uses a different part of this module
+#![allow(dead_code, unused_imports)] // each test binary uses a different part of this module
+
+mod cluster;
+pub use cluster::*;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,222 @@
+//! Tests of the test cluster itself (`scripts/testenv up`): real etcd, kube-apiserver,
+//! kube-controller-manager and kube-scheduler, and the process kubelet that runs Pods
+//! of Gantry's image as local processes, each in its own network namespace.
+//!
+//! They need the cluster up: `scripts/test` brings it up first; when
+//! `target/testenv/kubeconfig` is missing they fail saying to run `scripts/testenv up`.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+const NODE: &str = "gantry-node";
+const POD_GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
+
+fn in_pod_range(ip: Ipv4Addr) -> bool {
+    let [a, b, c, d] = ip.octets();
+    (a, b, c) == (10, 244, 0) && d > 1 && d < 255
+}
+
+fn pods(ns: &str, selector: &str) -> Vec<Value> {
+    kubectl_json(&["-n", ns, "get", "pods", "-l", selector])["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn is_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+fn pod_ip(pod: &Value) -> Ipv4Addr {
+    pod["status"]["podIP"].as_str().and_then(|s| s.parse().ok()).expect("pod has an IPv4 podIP")
+}
+
+fn container_pid(pod: &Value) -> u32 {
+    pod["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .and_then(|id| id.strip_prefix("process://"))
+        .and_then(|p| p.parse().ok())
+        .expect("containerID process://PID")
+}
+
+#[test]
+fn version_reports_the_built_kubernetes_release() {
+    let v: Value = serde_json::from_str(&kubectl_ok(&["get", "--raw", "/version"])).expect("JSON");
+    let want = testenv_setting("K8S_VERSION");
+    assert_eq!(v["gitVersion"], want.as_str(), "/version: {v}");
+    let mut parts = want.trim_start_matches('v').split('.');
+    assert_eq!(v["major"], parts.next().unwrap_or_default(), "/version: {v}");
+    assert_eq!(v["minor"], parts.next().unwrap_or_default(), "/version: {v}");
+}
+
+#[test]
+fn node_is_ready_with_the_bridge_address() {
+    let node = kubectl_json(&["get", "node", NODE]);
+    let conditions = node["status"]["conditions"].as_array().expect("conditions");
+    assert!(conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"), "node not Ready: {conditions:?}");
+    let addresses = node["status"]["addresses"].as_array().expect("addresses");
+    assert!(
+        addresses.iter().any(|a| a["type"] == "InternalIP" && a["address"] == POD_GATEWAY.to_string().as_str()),
+        "no InternalIP {POD_GATEWAY}: {addresses:?}"
+    );
+    for r in ["cpu", "memory", "pods"] {
+        assert!(node["status"]["capacity"][r].is_string(), "no {r} capacity");
+    }
+    // The node Lease is renewed.
+    kubectl_ok(&["-n", "kube-node-lease", "get", "lease", NODE]);
+}
+
+#[test]
+fn deployment_pods_run_in_their_own_namespaces_and_back_their_service() {
+    let ns = TestNamespace::new("testenv-ratings");
+    let ns = ns.0.as_str();
+    let labels = json!({"app": "ratings"});
+    apply(
+        &json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "ratings", "namespace": ns},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 5,
+                        "containers": [{
+                            "name": "ratings",
+                            "image": "gantry:dev",
+                            "args": ["bookinfo", "ratings", "--listen", "0.0.0.0:9080"],
+                            "ports": [{"name": "http", "containerPort": 9080}],
+                            "env": [
+                                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+                            ],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/health", "port": 9080},
+                                "periodSeconds": 1
+                            }
+                        }]
+                    }
+                }
+            }
+        })
+        .to_string(),
+    );
+    apply(
+        &json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "ratings", "namespace": ns},
+            "spec": {"selector": labels, "ports": [{"name": "http", "port": 9080, "targetPort": 9080}]}
+        })
+        .to_string(),
+    );
+
+    // Ready through the real deployment/replicaset controllers, scheduler and the process kubelet.
+    let ready = wait_for("3 ready ratings pods", Duration::from_secs(120), || {
+        let p = pods(ns, "app=ratings");
+        (p.len() == 3 && p.iter().all(is_ready)).then_some(p)
+    });
+    let ips: BTreeSet<Ipv4Addr> = ready.iter().map(pod_ip).collect();
+    assert_eq!(ips.len(), 3, "each pod has its own IP: {ips:?}");
+    for ip in &ips {
+        assert!(in_pod_range(*ip), "{ip} is not in the pod range 10.244.0.0/24");
+    }
+    let netns = pod_netns_names();
+    for p in &ready {
+        assert_eq!(p["spec"]["nodeName"], NODE);
+        let uid = p["metadata"]["uid"].as_str().expect("uid");
+        assert!(netns.contains(&pod_netns(uid)), "no network namespace for pod {uid}: {netns:?}");
+        assert!(process_exists(container_pid(p)), "no process for pod {uid}");
+    }
+
+    // The EndpointSlice controller lists exactly those IPs, and each answers from the host.
+    let slice_ips = wait_for("the EndpointSlice to list the 3 pod IPs", Duration::from_secs(60), || {
+        let slices = kubectl_json(&["-n", ns, "get", "endpointslices", "-l", "kubernetes.io/service-name=ratings"]);
+        let got: BTreeSet<Ipv4Addr> = slices["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["conditions"]["ready"] == true)
+            .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a.as_str().and_then(|s| s.parse().ok()))
+            .collect();
+        (got == ips).then_some(got)
+    });
+    for ip in &slice_ips {
+        let (code, body) = http_get_at(SocketAddr::from((*ip, 9080)), "/health")
+            .unwrap_or_else(|e| panic!("GET http://{ip}:9080/health: {e}"));
+        assert_eq!(code, 200, "GET http://{ip}:9080/health: {body}");
+    }
+
+    // kubectl logs goes through the API server to the kubelet's :10250.
+    let first = ready[0]["metadata"]["name"].as_str().expect("name");
+    kubectl_ok(&["-n", ns, "logs", first]);
+
+    // Scaling down removes two pods, their processes and their namespaces.
+    kubectl_ok(&["-n", ns, "scale", "deployment/ratings", "--replicas=1"]);
+    let left = wait_for("one ratings pod left", Duration::from_secs(60), || {
+        let p = pods(ns, "app=ratings");
+        (p.len() == 1).then_some(p)
+    });
+    let kept = left[0]["metadata"]["uid"].as_str().expect("uid");
+    let netns = pod_netns_names();
+    for p in ready.iter().filter(|p| p["metadata"]["uid"] != kept) {
+        let uid = p["metadata"]["uid"].as_str().expect("uid");
+        let pid = container_pid(p);
+        wait_for("the removed pod's process to exit", Duration::from_secs(20), || {
+            (!process_exists(pid)).then_some(())
+        });
+        assert!(!netns.contains(&pod_netns(uid)), "namespace of removed pod {uid} is still there");
+    }
+    assert!(netns.contains(&pod_netns(kept)), "the kept pod lost its namespace");
+}
+
+#[test]
+fn kubectl_logs_shows_a_pods_output() {
+    let ns = TestNamespace::new("testenv-logs");
+    let ns = ns.0.as_str();
+    apply(
+        &json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "help", "namespace": ns},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "gantry", "image": "example.com/team/gantry:dev", "args": ["--help"]}]
+            }
+        })
+        .to_string(),
+    );
+    wait_for("the pod to succeed", Duration::from_secs(60), || {
+        let p = kubectl_json(&["-n", ns, "get", "pod", "help"]);
+        (p["status"]["phase"] == "Succeeded").then_some(())
+    });
+    let logs = kubectl_ok(&["-n", ns, "logs", "help", "-c", "gantry"]);
+    assert!(logs.contains("Usage"), "gantry --help output not in logs: {logs:?}");
+}
+
+#[test]
+fn pod_with_an_unknown_image_is_reported_failed() {
+    let ns = TestNamespace::new("testenv-nginx");
+    let ns = ns.0.as_str();
+    apply(
+        &json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "nginx", "namespace": ns},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "nginx", "image": "nginx:1.27"}]}
+        })
+        .to_string(),
+    );
+    let pod = wait_for("the pod to fail", Duration::from_secs(60), || {
+        let p = kubectl_json(&["-n", ns, "get", "pod", "nginx"]);
+        (p["status"]["phase"] == "Failed").then_some(p)
+    });
+    let message = pod["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(r#"image "nginx:1.27" is not runnable here"#), "unclear failure: {}", pod["status"]);
+    let waiting = &pod["status"]["containerStatuses"][0]["state"]["waiting"];
+    assert_eq!(waiting["reason"], "ImageNotRunnable", "{}", pod["status"]);
+}
