@@ -168,9 +168,7 @@ fn deployment_pods_run_in_their_own_namespaces_and_back_their_service() {
     for p in ready.iter().filter(|p| p["metadata"]["uid"] != kept) {
         let uid = p["metadata"]["uid"].as_str().expect("uid");
         let pid = container_pid(p);
-        wait_for("the removed pod's process to exit", Duration::from_secs(20), || {
-            (!process_exists(pid)).then_some(())
-        });
+        wait_for("the removed pod's process to exit", Duration::from_secs(20), || (!process_exists(pid)).then_some(()));
         assert!(!netns.contains(&pod_netns(uid)), "namespace of removed pod {uid} is still there");
     }
     assert!(netns.contains(&pod_netns(kept)), "the kept pod lost its namespace");

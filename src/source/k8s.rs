@@ -109,7 +109,12 @@ where
                 }
                 Err(error) => {
                     errors.inc();
-                    tracing::warn!(kind, %error, "watch failed; retrying with backoff, the last state keeps serving");
+                    let hint = if error.to_string().contains("404") {
+                        "is its CustomResourceDefinition installed? (Gateway API CRDs; Gantry's: kubectl apply -f crds/)"
+                    } else {
+                        "retrying with backoff; the last state keeps serving"
+                    };
+                    tracing::warn!(kind, %error, hint, "watch failed");
                 }
             }
         }
