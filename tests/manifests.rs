@@ -47,3 +47,33 @@ fn every_shipped_manifest_folder_passes_gantry_check() {
         assert!(output.status.success(), "{files:?} do not pass gantry check:\n{text}");
     }
 }
+
+/// The routing model, the balancers and the data plane never see a Kubernetes type: only
+/// `compile` turns Kubernetes objects into the table (see ../shared/STYLE.md).
+#[test]
+fn table_balance_and_proxy_never_import_kubernetes_types() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    for module in ["table", "balance", "proxy"] {
+        let mut files = Vec::new();
+        rust_files(&root.join(module), &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            if ["kube::", "k8s_openapi", "gateway_api"].iter().any(|needle| text.contains(needle)) {
+                offenders.push(file);
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "Kubernetes types outside compile/source/status: {offenders:?}");
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
