@@ -162,7 +162,7 @@ func (r *podRun) probe(c *ctr) {
 	readyOK, readyFail, liveFail := 0, 0, 0
 	for r.sleep(200 * time.Millisecond) {
 		r.mu.Lock()
-		running, startedAt, ip, proc := c.running, c.startedAt.Time, r.ip, c.proc
+		running, startedAt, ip, proc, everReady := c.running, c.startedAt.Time, r.ip, c.proc, c.everReady
 		r.mu.Unlock()
 		if !running {
 			continue
@@ -191,7 +191,7 @@ func (r *podRun) probe(c *ctr) {
 			} else {
 				readyFail++
 				readyOK = 0
-				if readyFail >= int(max32(rp.FailureThreshold, 3)) || !c.everReady {
+				if readyFail >= int(max32(rp.FailureThreshold, 3)) || !everReady {
 					r.setReady(c, false)
 				}
 			}
