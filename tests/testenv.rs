@@ -218,3 +218,58 @@ fn pod_with_an_unknown_image_is_reported_failed() {
     let waiting = &pod["status"]["containerStatuses"][0]["state"]["waiting"];
     assert_eq!(waiting["reason"], "ImageNotRunnable", "{}", pod["status"]);
 }
+
+#[test]
+fn pods_get_in_cluster_credentials_for_their_service_account() {
+    let ns = TestNamespace::new("testenv-creds");
+    let ns = ns.0.as_str();
+    kubectl_ok(&[
+        "-n",
+        ns,
+        "run",
+        "ratings",
+        "--image=gantry:dev",
+        "--",
+        "bookinfo",
+        "ratings",
+        "--listen",
+        "0.0.0.0:9080",
+    ]);
+    let pod = wait_until("the pod to run", Duration::from_secs(60), || {
+        let p = kubectl_json(&["-n", ns, "get", "pod", "ratings"]);
+        (p["status"]["containerStatuses"][0]["state"]["running"].is_object()).then_some(p)
+    });
+    let pid = container_pid(&pod);
+
+    // The environment of an in-cluster client: the kubernetes Service on the bridge address.
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("read the process environment");
+    let environ = String::from_utf8_lossy(&environ);
+    let vars: Vec<&str> = environ.split('\0').collect();
+    assert!(vars.contains(&"KUBERNETES_SERVICE_HOST=10.244.0.1"), "{vars:?}");
+    assert!(vars.contains(&"KUBERNETES_SERVICE_PORT=6443"), "{vars:?}");
+
+    // The files, seen through the process's own mount namespace (/proc/PID/root; an
+    // absolute symlink such as /var/run -> /run would leave it, so resolve that here).
+    let var_run = match std::fs::read_link("/var/run") {
+        Ok(t) if t.is_absolute() => t,
+        Ok(t) => std::path::Path::new("/var").join(t),
+        Err(_) => "/var/run".into(),
+    };
+    let dir = format!("/proc/{pid}/root{}/secrets/kubernetes.io/serviceaccount", var_run.display());
+    let namespace = wait_until("the service account files", Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("{dir}/namespace")).ok()
+    });
+    assert_eq!(namespace, ns);
+    let token = std::fs::read_to_string(format!("{dir}/token")).expect("token file");
+
+    // The token authenticates as the Pod's service account at the address the Pod uses.
+    let out = std::process::Command::new(testenv_dir().join("bin/kubectl"))
+        .args(["--kubeconfig", "/dev/null", "--server", "https://10.244.0.1:6443", "--request-timeout=30s"])
+        .arg(format!("--certificate-authority={dir}/ca.crt"))
+        .arg(format!("--token={}", token.trim()))
+        .args(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
+        .output()
+        .expect("run kubectl");
+    assert!(out.status.success(), "whoami: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("system:serviceaccount:{ns}:default"));
+}

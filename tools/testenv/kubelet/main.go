@@ -26,8 +26,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
 )
 
 const version = "v1.36.3-gantry-process-kubelet"
@@ -52,6 +55,7 @@ type kubelet struct {
 	mu         sync.Mutex
 	pods       map[types.UID]*podRun
 	readySince metav1.Time
+	recorder   record.EventRecorder
 }
 
 func main() {
@@ -93,6 +97,10 @@ func main() {
 	cfg.UserAgent = "gantry-process-kubelet/" + version
 	k.cs = kubernetes.NewForConfigOrDie(cfg)
 	k.startTime = metav1.Now()
+	broadcaster := record.NewBroadcaster()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.cs.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	k.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: k.nodeName})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	k.ctx = ctx

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -189,6 +190,7 @@ func (r *podRun) run() {
 		}
 		r.mu.Unlock()
 		log.Printf("pod %s/%s: %s", r.namespace, r.name, notRunnable)
+		r.event(corev1.EventTypeWarning, "ImageNotRunnable", notRunnable)
 		r.signal()
 		<-r.stopping
 		r.finish()
@@ -214,6 +216,7 @@ func (r *podRun) run() {
 			break
 		}
 		r.setMessage("NetworkNotReady", "setting up the pod network: "+err.Error())
+		r.event(corev1.EventTypeWarning, "NetworkNotReady", "setting up the pod network: "+err.Error())
 		if !r.sleep(5 * time.Second) {
 			r.finish()
 			return
@@ -231,6 +234,7 @@ func (r *podRun) run() {
 			break
 		}
 		r.setWaiting("CreateContainerConfigError", err.Error())
+		r.event(corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
 		if !r.sleep(5 * time.Second) {
 			r.finish()
 			return
@@ -258,6 +262,11 @@ func (r *podRun) run() {
 	}
 	<-r.stopping
 	r.finish()
+}
+
+// event records an Event on the pod, as a kubelet does.
+func (r *podRun) event(eventType, reason, message string) {
+	r.k.recorder.Event(r.currentPod(), eventType, reason, message)
 }
 
 func (r *podRun) isTerminated() bool {
@@ -344,6 +353,7 @@ func (r *podRun) kill(c *ctr, grace time.Duration) {
 	if proc == nil || !running {
 		return
 	}
+	r.event(corev1.EventTypeNormal, "Killing", fmt.Sprintf("Stopping container %s (SIGTERM, SIGKILL after %s)", c.spec.Name, grace))
 	_ = syscall.Kill(-proc.Pid, syscall.SIGTERM)
 	select {
 	case <-exited:
@@ -381,6 +391,7 @@ func (r *podRun) supervise(c *ctr) {
 			c.waiting = &corev1.ContainerStateWaiting{Reason: "CreateContainerError", Message: err.Error()}
 			r.mu.Unlock()
 			r.signal()
+			r.event(corev1.EventTypeWarning, "Failed", fmt.Sprintf("container %s: %v", c.spec.Name, err))
 			if !r.sleep(5 * time.Second) {
 				return
 			}
@@ -411,6 +422,7 @@ func (r *podRun) supervise(c *ctr) {
 			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s", backoff, c.spec.Name, r.name, r.namespace)}
 		r.mu.Unlock()
 		r.signal()
+		r.event(corev1.EventTypeWarning, "BackOff", fmt.Sprintf("Back-off %s restarting failed container %s (exit code %d)", backoff, c.spec.Name, st.ExitCode))
 		if !r.sleep(backoff) {
 			return
 		}
@@ -511,6 +523,7 @@ func (r *podRun) startAndWait(c *ctr) (*corev1.ContainerStateTerminated, error) 
 	c.id = fmt.Sprintf("process://%d", cmd.Process.Pid)
 	r.mu.Unlock()
 	r.signal()
+	r.event(corev1.EventTypeNormal, "Started", fmt.Sprintf("Started container %s: %s (pid %d)", c.spec.Name, strings.Join(argv, " "), cmd.Process.Pid))
 
 	err = cmd.Wait()
 	st := &corev1.ContainerStateTerminated{ContainerID: c.id, FinishedAt: nowSec(), StartedAt: c.startedAt}

@@ -162,7 +162,7 @@ func (r *podRun) probe(c *ctr) {
 	readyOK, readyFail, liveFail := 0, 0, 0
 	for r.sleep(200 * time.Millisecond) {
 		r.mu.Lock()
-		running, startedAt, ip, proc := c.running, c.startedAt.Time, r.ip, c.proc
+		running, startedAt, ip, proc, everReady := c.running, c.startedAt.Time, r.ip, c.proc, c.everReady
 		r.mu.Unlock()
 		if !running {
 			continue
@@ -191,7 +191,10 @@ func (r *podRun) probe(c *ctr) {
 			} else {
 				readyFail++
 				readyOK = 0
-				if readyFail >= int(max32(rp.FailureThreshold, 3)) || !c.everReady {
+				if readyFail == 1 || readyFail%10 == 0 {
+					r.event(corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed: "+err.Error())
+				}
+				if readyFail >= int(max32(rp.FailureThreshold, 3)) || !everReady {
 					r.setReady(c, false)
 				}
 			}
@@ -202,6 +205,7 @@ func (r *podRun) probe(c *ctr) {
 				liveFail = 0
 			} else if liveFail++; liveFail >= int(max32(lp.FailureThreshold, 3)) {
 				fmt.Fprintf(logWriter(c), "[process kubelet] liveness probe failed: %v; restarting\n", err)
+				r.event(corev1.EventTypeWarning, "Unhealthy", fmt.Sprintf("Liveness probe failed: %v; restarting container %s", err, c.spec.Name))
 				_ = syscall.Kill(-proc.Pid, syscall.SIGKILL)
 				liveFail = 0
 			}
