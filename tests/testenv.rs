@@ -235,7 +235,7 @@ fn pods_get_in_cluster_credentials_for_their_service_account() {
         "--listen",
         "0.0.0.0:9080",
     ]);
-    let pod = wait_until("the pod to run", Duration::from_secs(60), || {
+    let pod = wait_for("the pod to run", Duration::from_secs(60), || {
         let p = kubectl_json(&["-n", ns, "get", "pod", "ratings"]);
         (p["status"]["containerStatuses"][0]["state"]["running"].is_object()).then_some(p)
     });
@@ -256,7 +256,7 @@ fn pods_get_in_cluster_credentials_for_their_service_account() {
         Err(_) => "/var/run".into(),
     };
     let dir = format!("/proc/{pid}/root{}/secrets/kubernetes.io/serviceaccount", var_run.display());
-    let namespace = wait_until("the service account files", Duration::from_secs(10), || {
+    let namespace = wait_for("the service account files", Duration::from_secs(10), || {
         std::fs::read_to_string(format!("{dir}/namespace")).ok()
     });
     assert_eq!(namespace, ns);
