@@ -14,8 +14,8 @@ use super::run::{start, stop};
 use super::{ControllerArgs, ServeArgs, parse_duration};
 use crate::runtime::Runtime;
 use crate::source::k8s::{self, Changes, Stores};
-use crate::status::StatusWriter;
 use crate::status::leader::{self, LeaseSettings};
+use crate::status::{AddressSource, StatusWriter};
 
 #[derive(Args, Debug)]
 pub struct ControllerCmd {
@@ -29,6 +29,10 @@ pub struct ControllerCmd {
     /// Address(es) where the data plane answers, published in Gateways' `status.addresses`.
     #[arg(long = "gateway-address", env = "GANTRY_GATEWAY_ADDRESS", value_delimiter = ',')]
     pub gateway_addresses: Vec<String>,
+    /// The data plane's Service (NAMESPACE/NAME): its load-balancer ingress, else its ready
+    /// endpoints (the data-plane Pods' IPs), become the Gateways' `status.addresses`.
+    #[arg(long, env = "GANTRY_GATEWAY_ADDRESS_SERVICE", conflicts_with = "gateway_addresses", value_parser = AddressSource::service)]
+    pub gateway_address_service: Option<AddressSource>,
     /// Namespace of the status-writer Lease (in a Pod: its own namespace).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub lease_namespace: String,
@@ -80,7 +84,7 @@ pub async fn controller(args: ControllerCmd) -> anyhow::Result<()> {
         client,
         stores.clone(),
         args.controller.controller_name.clone(),
-        args.gateway_addresses.clone(),
+        address_source(&args),
         identity,
     );
     apply(&runtime, &stores, &changes).await;
@@ -106,6 +110,14 @@ pub async fn controller(args: ControllerCmd) -> anyhow::Result<()> {
     }
     stop(&runtime, &args.serve).await;
     Ok(())
+}
+
+fn address_source(args: &ControllerCmd) -> AddressSource {
+    match (&args.gateway_address_service, args.gateway_addresses.is_empty()) {
+        (Some(service), _) => service.clone(),
+        (None, false) => AddressSource::Static(args.gateway_addresses.clone()),
+        (None, true) => AddressSource::None,
+    }
 }
 
 /// Compiles what the stores hold now and serves it.

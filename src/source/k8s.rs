@@ -167,6 +167,14 @@ impl Stores {
     pub fn backend_policies(&self) -> &Guarded<BackendPolicy> {
         &self.backend_policies
     }
+
+    pub fn services(&self) -> &Guarded<Service> {
+        &self.services
+    }
+
+    pub fn endpoint_slices(&self) -> &Guarded<EndpointSlice> {
+        &self.endpoint_slices
+    }
 }
 
 fn collect<K>(store: &Guarded<K>, wrap: fn(K) -> Object, index: &mut Index, errors: &mut Vec<SourceError>)

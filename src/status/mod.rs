@@ -4,8 +4,11 @@
 //! is patched only when it differs from what the object already shows (`stamp`), with
 //! server-side apply under Gantry's field manager (`writer`).
 
+mod addresses;
 pub mod leader;
 mod stamp;
 pub mod writer;
+
+pub use addresses::AddressSource;
 
 pub use writer::StatusWriter;

@@ -15,6 +15,7 @@ use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::addresses::{self, AddressSource};
 use super::stamp::stamp;
 use crate::index::ObjectKey;
 use crate::metrics::METRICS;
@@ -30,7 +31,7 @@ pub struct StatusWriter {
     stores: Stores,
     controller_name: String,
     /// Published as `status.addresses` of Gateways that do not name their own.
-    gateway_addresses: Vec<String>,
+    addresses: AddressSource,
     recorder: Recorder,
     /// Problems already published as Events, so that each is published once.
     published: HashSet<String>,
@@ -41,12 +42,12 @@ impl StatusWriter {
         client: Client,
         stores: Stores,
         controller_name: String,
-        gateway_addresses: Vec<String>,
+        addresses: AddressSource,
         instance: String,
     ) -> Self {
         let reporter = Reporter { controller: "gantry".into(), instance: Some(instance) };
         let recorder = Recorder::new(client.clone(), reporter);
-        Self { client, stores, controller_name, gateway_addresses, recorder, published: HashSet::new() }
+        Self { client, stores, controller_name, addresses, recorder, published: HashSet::new() }
     }
 
     /// Brings every status in the report onto its object. Failures are logged and counted;
@@ -57,12 +58,12 @@ impl StatusWriter {
             let api = Api::all(self.client.clone());
             self.apply::<GatewayClass>(api, self.stores.gateway_classes(), key, to_value(status), &now).await;
         }
+        let data_plane = self.data_plane_addresses();
         for (key, status) in &report.status.gateways {
             let mut desired = to_value(status);
             let own_addresses = self.live(self.stores.gateways(), key).is_some_and(|g: GatewayLive| g.has_addresses);
-            if !own_addresses && !self.gateway_addresses.is_empty() {
-                desired["addresses"] =
-                    self.gateway_addresses.iter().map(|a| json!({"type": "IPAddress", "value": a})).collect();
+            if !own_addresses && !data_plane.is_empty() {
+                desired["addresses"] = data_plane.iter().map(|a| addresses::entry(a)).collect();
             }
             self.apply::<Gateway>(self.api(key), self.stores.gateways(), key, desired, &now).await;
         }
@@ -76,6 +77,30 @@ impl StatusWriter {
                 .await;
         }
         self.publish_events(report).await;
+    }
+
+    /// Where the data plane answers now, by the configured source.
+    fn data_plane_addresses(&self) -> Vec<String> {
+        match &self.addresses {
+            AddressSource::None => Vec::new(),
+            AddressSource::Static(list) => list.clone(),
+            AddressSource::Service(key) => {
+                let Some(service) = guarded(self.stores.services(), key) else { return Vec::new() };
+                let slices: Vec<_> = self
+                    .stores
+                    .endpoint_slices()
+                    .state()
+                    .into_iter()
+                    .filter_map(|g| g.0.as_ref().ok().cloned())
+                    .filter(|s| {
+                        s.metadata.namespace.as_deref() == Some(&key.namespace)
+                            && s.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name"))
+                                == Some(&key.name)
+                    })
+                    .collect();
+                addresses::of_service(&service, slices.iter())
+            }
+        }
     }
 
     /// `status.parents` is one list shared by every controller: entries of other controllers
