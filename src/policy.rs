@@ -102,23 +102,28 @@ pub struct HealthCheckSpec {
 pub struct PassiveHealthSpec {
     /// Failures in a row that eject an endpoint (default 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub consecutive_failures: Option<u32>,
     /// How long an ejected endpoint stays out (default "30s").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ejection_time: Option<String>,
     /// At most this percentage of endpoints is ejected at once (default 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub max_ejected_percent: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionSpec {
-    /// Upstream connections open at once to the whole backend.
+    /// Requests in flight to the whole Service at once (Gantry counts requests, not TCP
+    /// connections).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub max_connections: Option<u32>,
-    /// Requests waiting for a connection; over the limit Gantry answers 503 at once.
+    /// Requests allowed beyond `maxConnections`; over both, Gantry answers 503 at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub max_pending_requests: Option<u32>,
 }
 
