@@ -23,6 +23,10 @@ pub struct Metrics {
     pub config_reloads: IntCounter,
     pub config_reload_errors: IntCounter,
     pub compile_duration: Histogram,
+    /// Files or objects rejected now, whose last good version keeps serving.
+    pub rejected_inputs: IntGauge,
+    /// Unix time of the last route table applied.
+    pub last_apply: IntGauge,
     pub table_generation: IntGauge,
     /// Kubernetes mode: watch events and watch errors by kind.
     pub reflector_events: IntCounterVec,
@@ -97,6 +101,16 @@ impl Metrics {
                     .buckets(vec![0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
             )
             .expect("valid metric"),
+            rejected_inputs: IntGauge::new(
+                "gantry_config_rejected_inputs",
+                "Configuration files or objects rejected now (their last good version keeps serving)",
+            )
+            .expect("valid metric"),
+            last_apply: IntGauge::new(
+                "gantry_config_last_apply_timestamp_seconds",
+                "Unix time at which the last route table was applied",
+            )
+            .expect("valid metric"),
             table_generation: IntGauge::new("gantry_route_table_generation", "Route tables swapped in since start")
                 .expect("valid metric"),
             reflector_events: IntCounterVec::new(
@@ -139,6 +153,8 @@ impl Metrics {
             Box::new(m.config_reloads.clone()),
             Box::new(m.config_reload_errors.clone()),
             Box::new(m.compile_duration.clone()),
+            Box::new(m.rejected_inputs.clone()),
+            Box::new(m.last_apply.clone()),
             Box::new(m.table_generation.clone()),
             Box::new(m.reflector_events.clone()),
             Box::new(m.reflector_errors.clone()),

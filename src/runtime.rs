@@ -76,9 +76,12 @@ impl Runtime {
         if !source_errors.is_empty() {
             METRICS.config_reload_errors.inc();
         }
+        METRICS.rejected_inputs.set(source_errors.len() as i64);
         self.data_plane.publish(compiled.table).await;
         self.registry.prune();
         METRICS.config_reloads.inc();
+        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        METRICS.last_apply.set(unix.as_secs() as i64);
 
         let previous = self.report.load();
         log_new(

@@ -345,13 +345,13 @@ tests:
                 `gantry_upstream_connect_errors_total` and `gantry_upstream_rejected_total` for the
                 route's backends, the route's status (`kubectl get httproute -n <ns> <name> -o yaml`,
                 or /config on the admin endpoint) and the backend Pods' readiness and logs.
-  - name: reload errors that keep coming page; one bad edit that was fixed does not
+  - name: a configuration rejected for long pages; one bad edit that was fixed does not
     interval: 1m
     input_series:
-      - series: 'gantry_config_reload_errors_total{instance="g1"}'
-        values: '0+1x60'
-      - series: 'gantry_config_reload_errors_total{instance="g2"}'
-        values: '0x5 1x55'
+      - series: 'gantry_config_rejected_inputs{instance="g1"}'
+        values: '1x60'
+      - series: 'gantry_config_rejected_inputs{instance="g2"}'
+        values: '0x5 1x5 0x50'
       - series: 'gantry_reflector_errors_total{instance="g1",kind="EndpointSlice"}'
         values: '0+2x60'
       - series: 'gantry_reflector_errors_total{instance="g2",kind="HTTPRoute"}'
@@ -368,7 +368,7 @@ tests:
       - expr: ALERTS{alertstate="firing"}
         eval_time: 30m
         exp_samples:
-          - labels: 'ALERTS{alertname="GantryConfigReloadFailing",alertstate="firing",instance="g1",severity="warning"}'
+          - labels: 'ALERTS{alertname="GantryConfigRejected",alertstate="firing",instance="g1",severity="warning"}'
             value: 1
           - labels: 'ALERTS{alertname="GantryWatchFailing",alertstate="firing",instance="g1",kind="EndpointSlice",severity="critical"}'
             value: 1
@@ -398,7 +398,7 @@ fn the_prometheus_rule_passes_promtool_and_its_alerts_fire_only_when_they_should
         }
     }
     assert!(alerts.contains(&"GantryRouteHighErrorRatio".to_string()), "{alerts:?}");
-    assert!(alerts.contains(&"GantryConfigReloadFailing".to_string()), "{alerts:?}");
+    assert!(alerts.contains(&"GantryConfigRejected".to_string()), "{alerts:?}");
 
     let dir = tempfile::tempdir().unwrap();
     let mut file = serde_yaml_ng::Mapping::new();
