@@ -71,6 +71,7 @@ fn a_broken_file_keeps_the_last_good_table_and_says_why() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0]["file"].as_str().unwrap().ends_with("config.yaml"));
     assert!(metric(&s.gateway.metrics(), "gantry_config_reload_errors_total") >= 1.0);
+    assert_eq!(metric(&s.gateway.metrics(), "gantry_config_rejected_inputs"), 1.0);
     assert!(s.gateway.process.log_text().contains("configuration file rejected"));
 
     let generation = s.gateway.generation();
@@ -78,6 +79,7 @@ fn a_broken_file_keeps_the_last_good_table_and_says_why() {
     s.gateway.wait_generation_after(generation);
     assert_eq!(s.get("/").backend(), "b");
     assert!(s.gateway.config()["report"]["source_errors"].as_array().unwrap().is_empty());
+    assert_eq!(metric(&s.gateway.metrics(), "gantry_config_rejected_inputs"), 0.0);
 }
 
 #[test]
