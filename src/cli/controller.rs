@@ -80,36 +80,57 @@ pub async fn controller(args: ControllerCmd) -> anyhow::Result<()> {
             duration: args.lease_duration,
         },
     );
-    let mut writer = StatusWriter::new(
+    let writer = StatusWriter::new(
         client,
         stores.clone(),
         args.controller.controller_name.clone(),
         address_source(&args),
         identity,
     );
+    let (reports, report_updates) = tokio::sync::watch::channel(());
+    let writing = tokio::spawn(write_status(writer, Arc::clone(&runtime), leading.clone(), report_updates));
     apply(&runtime, &stores, &changes).await;
-    let mut resync = tokio::time::interval(RESYNC);
+    let _ = reports.send(());
     loop {
         tokio::select! {
             _ = changes.notify.notified() => {
                 tokio::time::sleep(DEBOUNCE).await;
                 apply(&runtime, &stores, &changes).await;
+                let _ = reports.send(());
             }
-            _ = leading.changed() => {}
-            _ = resync.tick() => {}
             _ = &mut shutdown => break,
         }
-        if *leading.borrow() {
-            writer.write(&runtime.report()).await;
-        }
     }
-    if *leading.borrow()
+    writing.abort();
+    if *leading.borrow_and_update()
         && let Err(error) = lease.step_down().await
     {
         tracing::warn!(%error, "cannot release the leader Lease; another replica takes over when it expires");
     }
     stop(&runtime, &args.serve).await;
     Ok(())
+}
+
+/// Writes status in a task of its own, so that a slow API server or a thousand patches never
+/// hold back the next table. It writes the newest report when a new one arrives, when this
+/// replica becomes the leader, and every `RESYNC` (which retries failed writes).
+async fn write_status(
+    mut writer: StatusWriter,
+    runtime: Arc<Runtime>,
+    mut leading: tokio::sync::watch::Receiver<bool>,
+    mut reports: tokio::sync::watch::Receiver<()>,
+) {
+    let mut resync = tokio::time::interval(RESYNC);
+    loop {
+        tokio::select! {
+            changed = reports.changed() => if changed.is_err() { return },
+            changed = leading.changed() => if changed.is_err() { return },
+            _ = resync.tick() => {}
+        }
+        if *leading.borrow_and_update() {
+            writer.write(&runtime.report()).await;
+        }
+    }
 }
 
 fn address_source(args: &ControllerCmd) -> AddressSource {
