@@ -46,3 +46,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- if $low -}}true{{- end -}}
 {{- end -}}
+
+{{/* Name of the cluster-scoped objects (ClusterRole, ClusterRoleBinding): qualified by the
+     release namespace, so that releases of the same name in two namespaces do not collide. */}}
+{{- define "gantry.clusterScopedName" -}}
+{{- $name := include "gantry.fullname" . -}}
+{{- if eq .Release.Namespace $name -}}
+{{- $name -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Namespace $name | trunc 253 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
