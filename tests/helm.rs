@@ -375,6 +375,11 @@ fn install_serves_through_every_replica_upgrade_rolls_without_failures_and_unins
     assert!(served > 20, "the client kept sending during the rollout ({served})");
     let new_ips: BTreeSet<String> = release.ready_pods().into_iter().map(|(_, ip)| ip).collect();
     assert!(!new_ips.is_disjoint(&ips_seen), "the client reached the new Pods {after:?}");
+    // The published address follows the new Pods.
+    wait_for("the Gateway to publish the new Pods' addresses", Duration::from_secs(30), || {
+        let published = gateway_addresses(&ns, "web");
+        published.iter().all(|a| new_ips.contains(a)).then_some(())
+    });
     let pod = kubectl_json(&["-n", &ns, "get", "deployment", "gantry"]);
     assert_eq!(pod["spec"]["template"]["metadata"]["annotations"]["rollout"], "second");
 
