@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::*;
 
 /// Pausing the API server stalls every other test's kubectl calls: that test takes this lock
@@ -104,66 +104,6 @@ fn route_yaml(ns: &str, name: &str, path: &str, backend: &str, extra_spec: &str)
     format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  parentRefs: [{{name: web, namespace: {ns}, sectionName: http}}]\n{extra_spec}  rules:\n    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]\n      backendRefs: [{{name: {backend}, port: 80}}]\n"
     )
-}
-
-fn echo_deployment(ns: &str, name: &str, replicas: u32) {
-    let labels = json!({"app": name});
-    apply(
-        &json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "strategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "terminationGracePeriodSeconds": 5,
-                        "containers": [{
-                            "name": "echo",
-                            "image": "gantry:dev",
-                            "args": ["echo", "--listen", "0.0.0.0:3000"],
-                            "env": [{"name": "ECHO_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-                            "ports": [{"name": "http", "containerPort": 3000}],
-                            "readinessProbe": {"httpGet": {"path": "/ready", "port": 3000}, "periodSeconds": 1}
-                        }]
-                    }
-                }
-            }
-        })
-        .to_string(),
-    );
-    apply(
-        &json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": 3000}]}
-        })
-        .to_string(),
-    );
-    wait_for("the echo pods to be ready", Duration::from_secs(120), || {
-        let ready = ready_pods(ns, name);
-        (ready.len() == replicas as usize).then_some(())
-    });
-}
-
-fn ready_pods(ns: &str, app: &str) -> Vec<String> {
-    let pods = kubectl_json(&["-n", ns, "get", "pods", "-l", &format!("app={app}")]);
-    pods["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .filter(|p| {
-            p["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
-        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
-        .collect()
 }
 
 /// A ServiceAccount bound to the chart's ClusterRole and Lease Role only (rendered with helm

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -159,4 +159,67 @@ pub fn testenv(arg: &str) -> String {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "scripts/testenv {arg} failed:\n{text}");
     text
+}
+
+/// A Deployment `name` of `gantry echo` Pods (ECHO_NAME = the Pod name, port 3000) behind a
+/// Service `name` (port 80); returns once `replicas` Pods are Ready.
+pub fn echo_deployment(ns: &str, name: &str, replicas: u32) {
+    let labels = json!({"app": name});
+    apply(
+        &json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "strategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 5,
+                        "containers": [{
+                            "name": "echo",
+                            "image": "gantry:dev",
+                            "args": ["echo", "--listen", "0.0.0.0:3000"],
+                            "env": [{"name": "ECHO_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                            "ports": [{"name": "http", "containerPort": 3000}],
+                            "readinessProbe": {"httpGet": {"path": "/ready", "port": 3000}, "periodSeconds": 1}
+                        }]
+                    }
+                }
+            }
+        })
+        .to_string(),
+    );
+    apply(
+        &json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": 3000}]}
+        })
+        .to_string(),
+    );
+    super::wait_for("the echo pods to be ready", Duration::from_secs(120), || {
+        let ready = ready_pods(ns, name);
+        (ready.len() == replicas as usize).then_some(())
+    });
+}
+
+/// The names of the Ready Pods labelled `app=APP` that are not being deleted.
+pub fn ready_pods(ns: &str, app: &str) -> Vec<String> {
+    let pods = kubectl_json(&["-n", ns, "get", "pods", "-l", &format!("app={app}")]);
+    pods["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .filter(|p| {
+            p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
 }
