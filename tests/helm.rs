@@ -156,26 +156,6 @@ fn lint_and_template_pass_and_wrong_values_fail_with_the_schemas_message() {
     }
 }
 
-/// The kubelet's Gantry binary (what the Pods run): `run/kubelet.config` starts with its path.
-fn pods_gantry_binary() -> String {
-    let config = std::fs::read_to_string(testenv_dir().join("run/kubelet.config")).expect("run/kubelet.config");
-    config.split_whitespace().next().expect("the kubelet's gantry binary").to_string()
-}
-
-/// The chart's default (Service) when the Pods' binary knows `--gateway-address-service`;
-/// before that flag landed, each Pod's own IP (`$(POD_IP)`, expanded by the kubelet).
-fn address_values() -> Vec<String> {
-    let help = Command::new(pods_gantry_binary()).args(["controller", "--help"]).output().expect("gantry --help");
-    if String::from_utf8_lossy(&help.stdout).contains("--gateway-address-service") {
-        vec![]
-    } else {
-        eprintln!(
-            "the Pods' gantry has no --gateway-address-service yet: installing with gatewayAddress.source=Static"
-        );
-        vec!["gatewayAddress.source=Static".into(), "gatewayAddress.static={$(POD_IP)}".into()]
-    }
-}
-
 /// A release `gantry` in a namespace of its own, with a GatewayClass and controllerName of
 /// its own; uninstalled (and its namespace deleted) when dropped.
 struct Release {
@@ -195,7 +175,6 @@ impl Release {
             // No load balancer here: `--wait` would wait for an ingress address forever.
             "dataPlane.service.type=ClusterIP".to_string(),
         ];
-        values.extend(address_values());
         values.extend(sets.iter().map(|s| s.to_string()));
         let chart = chart();
         let mut args = vec!["install", "gantry", chart.to_str().unwrap(), "-n", &release.ns, "--create-namespace"];
