@@ -34,14 +34,6 @@ fn pod_ip(pod: &Value) -> Ipv4Addr {
     pod["status"]["podIP"].as_str().and_then(|s| s.parse().ok()).expect("pod has an IPv4 podIP")
 }
 
-fn container_pid(pod: &Value) -> u32 {
-    pod["status"]["containerStatuses"][0]["containerID"]
-        .as_str()
-        .and_then(|id| id.strip_prefix("process://"))
-        .and_then(|p| p.parse().ok())
-        .expect("containerID process://PID")
-}
-
 #[test]
 fn version_reports_the_built_kubernetes_release() {
     let v: Value = serde_json::from_str(&kubectl_ok(&["get", "--raw", "/version"])).expect("JSON");
@@ -223,23 +215,7 @@ fn pod_with_an_unknown_image_is_reported_failed() {
 fn pods_get_in_cluster_credentials_for_their_service_account() {
     let ns = TestNamespace::new("testenv-creds");
     let ns = ns.0.as_str();
-    kubectl_ok(&[
-        "-n",
-        ns,
-        "run",
-        "ratings",
-        "--image=gantry:dev",
-        "--",
-        "bookinfo",
-        "ratings",
-        "--listen",
-        "0.0.0.0:9080",
-    ]);
-    let pod = wait_for("the pod to run", Duration::from_secs(60), || {
-        let p = kubectl_json(&["-n", ns, "get", "pod", "ratings"]);
-        (p["status"]["containerStatuses"][0]["state"]["running"].is_object()).then_some(p)
-    });
-    let pid = container_pid(&pod);
+    let pid = container_pid(&run_ratings_pod(ns));
 
     // The environment of an in-cluster client: the kubernetes Service on the bridge address.
     let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("read the process environment");

@@ -25,26 +25,7 @@ fn down_leaves_nothing_behind_and_up_works_again() {
     wait_for("the default service account", Duration::from_secs(30), || {
         kubectl(&["-n", ns, "get", "serviceaccount", "default"]).ok()
     });
-    kubectl_ok(&[
-        "-n",
-        ns,
-        "run",
-        "ratings",
-        "--image=gantry:dev",
-        "--restart=Never",
-        "--",
-        "bookinfo",
-        "ratings",
-        "--listen",
-        "0.0.0.0:9080",
-    ]);
-    let pod_pid = wait_for("the pod to run", Duration::from_secs(60), || {
-        let p = kubectl_json(&["-n", ns, "get", "pod", "ratings"]);
-        p["status"]["containerStatuses"][0]["containerID"]
-            .as_str()
-            .and_then(|id| id.strip_prefix("process://"))
-            .and_then(|pid| pid.parse::<u32>().ok())
-    });
+    let pod_pid = container_pid(&run_ratings_pod(ns));
 
     let run_dir = testenv_dir().join("run");
     let pids: Vec<u32> = std::fs::read_dir(&run_dir)

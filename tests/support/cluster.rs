@@ -223,3 +223,34 @@ pub fn ready_pods(ns: &str, app: &str) -> Vec<String> {
         .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
         .collect()
 }
+
+/// A bare Pod `ratings` in `ns` running `gantry bookinfo ratings`; its object once the
+/// container runs.
+pub fn run_ratings_pod(ns: &str) -> Value {
+    kubectl_ok(&[
+        "-n",
+        ns,
+        "run",
+        "ratings",
+        "--image=gantry:dev",
+        "--restart=Never",
+        "--",
+        "bookinfo",
+        "ratings",
+        "--listen",
+        "0.0.0.0:9080",
+    ]);
+    super::wait_for("the pod to run", Duration::from_secs(60), || {
+        let p = kubectl_json(&["-n", ns, "get", "pod", "ratings"]);
+        (p["status"]["containerStatuses"][0]["state"]["running"].is_object()).then_some(p)
+    })
+}
+
+/// The process id the process kubelet reports as a Pod's container id (`process://PID`).
+pub fn container_pid(pod: &Value) -> u32 {
+    pod["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .and_then(|id| id.strip_prefix("process://"))
+        .and_then(|p| p.parse().ok())
+        .expect("containerID process://PID")
+}
