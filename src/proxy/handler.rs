@@ -16,7 +16,6 @@ use super::mirror;
 use super::normalize;
 use super::upgrade;
 use super::upstream::{RequestHead, Upstream, strip_hop_by_hop};
-use crate::balance::RequestInfo;
 use crate::metrics::{METRICS, code_class};
 use crate::table::{BackendTarget, Filter, RequestParts, RouteEntry, RouteTable, Rule, WeightedBackend};
 
@@ -28,11 +27,20 @@ pub struct Shared {
 }
 
 /// The connection a request came in on.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Connection {
     /// The table's socket address this connection was accepted on.
     pub socket: SocketAddr,
     pub peer: SocketAddr,
+    /// The peer's IP address as text, made once per connection: `X-Forwarded-For`.
+    pub peer_ip: HeaderValue,
+}
+
+impl Connection {
+    pub fn new(socket: SocketAddr, peer: SocketAddr) -> Self {
+        let peer_ip = HeaderValue::try_from(peer.ip().to_string()).expect("an IP address is a valid header value");
+        Self { socket, peer, peer_ip }
+    }
 }
 
 static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
@@ -189,7 +197,7 @@ async fn forward_rule(
         Some(BackendTarget::Resolved(backend)) => backend,
     };
 
-    add_forwarding_headers(&mut headers, connection, &original_host);
+    add_forwarding_headers(&mut headers, &connection, &original_host);
     strip_hop_by_hop(&mut headers, upgrade);
     let host_changed = target.host != original_host;
     let mut uri = parts.uri;
@@ -199,13 +207,14 @@ async fn forward_rule(
     }
     let head = RequestHead {
         method: parts.method,
-        path_and_query: uri.path_and_query().map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string()),
+        path_and_query: uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
         headers,
     };
-    let info = RequestInfo { headers: &head.headers, query: target.query.as_deref(), client_ip: connection.peer.ip() };
     let slot = BodySlot::new(body);
-    let (mut response, selection) =
-        shared.upstream.send(backend, &head, &slot, &info, rule.timeouts.backend_request).await?;
+    let (mut response, selection) = shared
+        .upstream
+        .send(backend, head, &slot, target.query.as_deref(), connection.peer.ip(), rule.timeouts.backend_request)
+        .await?;
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
@@ -238,13 +247,12 @@ fn choose_backend(rule: &Rule) -> Option<&WeightedBackend> {
     }
 }
 
-fn add_forwarding_headers(headers: &mut http::HeaderMap, connection: Connection, host: &str) {
-    let peer = connection.peer.ip().to_string();
+fn add_forwarding_headers(headers: &mut http::HeaderMap, connection: &Connection, host: &str) {
     let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {peer}"),
-        None => peer,
+        Some(earlier) => HeaderValue::try_from(format!("{earlier}, {}", connection.peer.ip())).ok(),
+        None => Some(connection.peer_ip.clone()),
     };
-    if let Ok(value) = HeaderValue::try_from(forwarded_for) {
+    if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));

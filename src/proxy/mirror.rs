@@ -7,7 +7,6 @@ use http_body_util::BodyExt;
 use super::body::{BodySlot, ProxyBody};
 use super::filters::Target;
 use super::upstream::{RequestHead, Upstream, strip_hop_by_hop};
-use crate::balance::RequestInfo;
 use crate::table::Mirror;
 
 /// Whether this request is one of the mirrored fraction.
@@ -31,15 +30,19 @@ pub fn send(
         path_and_query.push('?');
         path_and_query.push_str(q);
     }
-    let head = RequestHead { method: method.clone(), path_and_query, headers };
+    let method = method.clone();
     tokio::spawn(async move {
-        let slot = BodySlot::new(body);
-        let info = RequestInfo {
-            headers: &head.headers,
-            query: None,
-            client_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        let path_and_query = match http::uri::PathAndQuery::try_from(path_and_query) {
+            Ok(pq) => pq,
+            Err(error) => {
+                tracing::debug!(backend = %backend.id, %error, "mirror request failed");
+                return;
+            }
         };
-        match upstream.send(&backend, &head, &slot, &info, None).await {
+        let head = RequestHead { method, path_and_query, headers };
+        let slot = BodySlot::new(body);
+        let client_ip = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+        match upstream.send(&backend, head, &slot, None, client_ip, None).await {
             Ok((response, _selection)) => {
                 // Drain so that the pooled connection can be reused.
                 let _ = response.into_body().collect().await;

@@ -156,10 +156,11 @@ async fn accept_loop(ctx: AcceptContext, listener: TcpListener, mut stopped: wat
             _ = stopped.changed() => return,
         };
         let _ = stream.set_nodelay(true);
-        let connection = Connection { socket: ctx.socket, peer };
+        let connection = Connection::new(ctx.socket, peer);
         let shared = Arc::clone(&ctx.shared);
         let service = service_fn(move |request| {
             let shared = Arc::clone(&shared);
+            let connection = connection.clone();
             async move { Ok::<_, std::convert::Infallible>(handler::handle(shared, connection, request).await) }
         });
         let serving = ctx.http.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{CONNECTION, HeaderName};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -24,11 +25,12 @@ pub struct Upstream {
     h2c: Client<HttpConnector, ProxyBody>,
 }
 
-/// What is sent upstream, kept so that a second attempt can be built.
+/// What is sent upstream. The headers are copied for an attempt only while another attempt
+/// may follow; the last possible attempt takes them.
 pub struct RequestHead {
     pub method: Method,
     /// Origin-form: path and query.
-    pub path_and_query: String,
+    pub path_and_query: PathAndQuery,
     pub headers: HeaderMap,
 }
 
@@ -53,18 +55,21 @@ impl Upstream {
     }
 
     /// Sends the request to an endpoint of `backend`. On a connect failure the request goes to
-    /// another endpoint once, if there is one and the body was not touched.
+    /// another endpoint once, if there is one and the body was not touched. `query` and
+    /// `client_ip` are what a balancer may key on, with the head's headers.
     pub async fn send(
         &self,
         backend: &Backend,
-        head: &RequestHead,
+        mut head: RequestHead,
         body: &BodySlot,
-        info: &RequestInfo<'_>,
+        query: Option<&str>,
+        client_ip: std::net::IpAddr,
         attempt_timeout: Option<Duration>,
     ) -> Result<(Response<Incoming>, Selection), ProxyError> {
         let mut exclude = None;
         loop {
-            let selection = backend.state.select(info, exclude).map_err(|e| {
+            let info = RequestInfo { headers: &head.headers, query, client_ip };
+            let selection = backend.state.select(&info, exclude).map_err(|e| {
                 let (reason, error) = match e {
                     SelectError::NoEndpoint => ("no_endpoint", ProxyError::NoEndpoint(Arc::clone(&backend.id))),
                     SelectError::Overloaded(_) => ("overloaded", ProxyError::Overloaded(Arc::clone(&backend.id))),
@@ -75,7 +80,10 @@ impl Upstream {
             let Some(attempt_body) = body.attempt() else {
                 return Err(ProxyError::NoEndpoint(Arc::clone(&backend.id)));
             };
-            let request = self.build(backend.protocol, selection.address(), head, body::boxed(attempt_body))?;
+            // Same condition as the retry below: only then are the headers needed again.
+            let retry_possible = exclude.is_none() && backend.state.endpoints().len() > 1;
+            let headers = if retry_possible { head.headers.clone() } else { std::mem::take(&mut head.headers) };
+            let request = self.build(backend.protocol, &selection, &head, headers, body::boxed(attempt_body))?;
             let (client, _) = self.client(backend.protocol);
             let in_flight = METRICS.upstream_in_flight.with_label_values(&[&backend.id]);
             in_flight.inc();
@@ -128,22 +136,24 @@ impl Upstream {
     fn build(
         &self,
         protocol: UpstreamProtocol,
-        address: std::net::SocketAddr,
+        selection: &Selection,
         head: &RequestHead,
+        headers: HeaderMap,
         body: ProxyBody,
     ) -> Result<Request<ProxyBody>, ProxyError> {
         let (_, version) = self.client(protocol);
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(address.to_string())
-            .path_and_query(head.path_and_query.as_str())
-            .build()
-            .map_err(|e| ProxyError::Rewrite(e.to_string()))?;
+        // The selection's label is the endpoint's address as text, made once per table.
+        let authority = Authority::try_from(selection.label()).map_err(|e| ProxyError::Rewrite(e.to_string()))?;
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(authority);
+        parts.path_and_query = Some(head.path_and_query.clone());
+        let uri = Uri::from_parts(parts).map_err(|e| ProxyError::Rewrite(e.to_string()))?;
         let mut request = Request::new(body);
         *request.method_mut() = head.method.clone();
         *request.uri_mut() = uri;
         *request.version_mut() = version;
-        *request.headers_mut() = head.headers.clone();
+        *request.headers_mut() = headers;
         Ok(request)
     }
 }
@@ -156,6 +166,16 @@ fn count(backend: &Backend, selection: &Selection, outcome: &str) {
 /// header the Connection header names. `Upgrade` and `Connection: upgrade` are kept when the
 /// request is an upgrade, so that it can pass through.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none of them: one pass over the names instead of a removal (a hash
+    // and a probe) per name.
+    let present =
+        headers.keys().any(|name| name == CONNECTION || name == http::header::UPGRADE || HOP_BY_HOP.contains(name));
+    if !present {
+        if keep_upgrade {
+            headers.insert(CONNECTION, http::HeaderValue::from_static("upgrade"));
+        }
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
