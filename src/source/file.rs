@@ -18,7 +18,17 @@ use crate::index::{Index, Object};
 /// The files named on the command line and what each last gave.
 pub struct FileSource {
     paths: Vec<PathBuf>,
-    last_good: BTreeMap<PathBuf, Vec<Object>>,
+    last_good: BTreeMap<PathBuf, Parsed>,
+}
+
+/// A file's objects and warnings as last read, with the hash of the text they came from: a
+/// file whose text is unchanged is not parsed again, so one edit among a thousand files costs
+/// one parse. (The text is hashed rather than trusting size and modification time, which can
+/// stay the same across a quick same-size edit.)
+struct Parsed {
+    hash: u64,
+    objects: Vec<Object>,
+    warnings: Vec<SourceError>,
 }
 
 /// The outcome of one load: the index to compile, errors that kept a file's last good
@@ -34,7 +44,7 @@ impl FileSource {
         Self { paths, last_good: BTreeMap::new() }
     }
 
-    /// Reads every file again and builds the index.
+    /// Reads the files that changed since the last load and builds the index.
     pub fn load(&mut self) -> Load {
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
@@ -48,17 +58,34 @@ impl FileSource {
         };
         self.last_good.retain(|file, _| files.contains(file));
         for file in &files {
-            match read_file(file) {
+            let text = match std::fs::read_to_string(file) {
+                Ok(text) => text,
+                Err(e) => {
+                    errors.push(SourceError {
+                        file: file.clone(),
+                        document: None,
+                        object: None,
+                        message: format!("cannot read: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+            if let Some(parsed) = self.last_good.get(file).filter(|p| p.hash == hash) {
+                warnings.extend(parsed.warnings.iter().cloned());
+                continue;
+            }
+            match parse_file(file, &text) {
                 Ok((objects, file_warnings)) => {
-                    warnings.extend(file_warnings);
-                    self.last_good.insert(file.clone(), objects);
+                    warnings.extend(file_warnings.iter().cloned());
+                    self.last_good.insert(file.clone(), Parsed { hash, objects, warnings: file_warnings });
                 }
                 Err(file_errors) => errors.extend(file_errors),
             }
         }
         let mut index = Index::default();
-        for (file, objects) in &self.last_good {
-            for object in objects {
+        for (file, parsed) in &self.last_good {
+            for object in &parsed.objects {
                 if index.upsert(object.clone()) {
                     warnings.push(SourceError {
                         file: file.clone(),
@@ -130,11 +157,10 @@ fn yaml_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
     Ok(files)
 }
 
-/// The objects of one file, or why the file as a whole is not applied.
-fn read_file(file: &Path) -> Result<(Vec<Object>, Vec<SourceError>), Vec<SourceError>> {
+/// The objects of one file's text, or why the file as a whole is not applied.
+fn parse_file(file: &Path, text: &str) -> Result<(Vec<Object>, Vec<SourceError>), Vec<SourceError>> {
     let error = |document, object, message| SourceError { file: file.to_path_buf(), document, object, message };
-    let text = std::fs::read_to_string(file).map_err(|e| vec![error(None, None, format!("cannot read: {e}"))])?;
-    let (objects, problems) = parse_documents(&text).map_err(|e| vec![error(None, None, e)])?;
+    let (objects, problems) = parse_documents(text).map_err(|e| vec![error(None, None, e)])?;
     let (skipped, invalid): (Vec<_>, Vec<_>) = problems.into_iter().partition(|p| p.skipped);
     let as_errors = |list: Vec<super::yaml::DocumentError>| -> Vec<SourceError> {
         list.into_iter().map(|p| error(Some(p.document), p.object, p.message)).collect()
@@ -184,6 +210,19 @@ mod tests {
         assert_eq!(load.errors[0].object.as_deref(), Some("Service default/s"));
         assert!(load.index.http_routes.keys().any(|k| k.name == "r"), "old version still in force");
         assert!(!load.index.http_routes.keys().any(|k| k.name == "r2"), "nothing half-applied");
+    }
+
+    #[test]
+    fn a_same_size_edit_is_picked_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("r.yaml");
+        std::fs::write(&file, ROUTE).unwrap();
+        let mut source = FileSource::new(vec![file.clone()]);
+        assert!(source.load().index.http_routes.keys().any(|k| k.name == "r"));
+        std::fs::write(&file, ROUTE.replace("name: r}", "name: s}")).unwrap();
+        let load = source.load();
+        assert!(load.index.http_routes.keys().any(|k| k.name == "s"), "an edit of the same size is read");
+        assert!(!load.index.http_routes.keys().any(|k| k.name == "r"));
     }
 
     #[test]

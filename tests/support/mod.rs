@@ -18,15 +18,37 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
-/// Polls `check` until it returns Some, or panics with `what` after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
+/// Polls `check` until it returns Some, or panics with `what` after `timeout`. Every 10 ms
+/// for the first second (what a measurement needs), then every 100 ms, then every 250 ms
+/// after 5 s, so that long waits on kubectl do not keep both cores busy starting kubectl.
+pub fn wait_for<T>(what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
+    wait_with(what, timeout, check, |waited| match waited.as_millis() {
+        0..1000 => Duration::from_millis(10),
+        1000..5000 => Duration::from_millis(100),
+        _ => Duration::from_millis(250),
+    })
+}
+
+/// Like `wait_for`, polling every `interval` however long it takes (for a measurement whose
+/// start is itself a wait).
+pub fn wait_for_every<T>(what: &str, timeout: Duration, interval: Duration, check: impl FnMut() -> Option<T>) -> T {
+    wait_with(what, timeout, check, |_| interval)
+}
+
+fn wait_with<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+    interval: impl Fn(Duration) -> Duration,
+) -> T {
+    let started = Instant::now();
     loop {
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
+        let waited = started.elapsed();
+        assert!(waited < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(interval(waited));
     }
 }
 

@@ -23,6 +23,10 @@ type ipam struct {
 	size   uint32
 	prefix int
 	used   map[uint32]bool
+	// last is the offset handed out last: allocation goes on from there, as the CNI
+	// host-local plugin does, so that a just-freed address is not given to the next Pod while
+	// the host may still remember the old Pod's MAC for it.
+	last uint32
 }
 
 func newIPAM(cidr, gateway string) (*ipam, error) {
@@ -43,9 +47,11 @@ func newIPAM(cidr, gateway string) (*ipam, error) {
 func (a *ipam) allocate() (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for off := uint32(1); off < a.size-1; off++ {
+	for i := uint32(1); i < a.size-1; i++ {
+		off := (a.last+i-1)%(a.size-2) + 1 // 1 .. size-2: neither network nor broadcast
 		if !a.used[off] {
 			a.used[off] = true
+			a.last = off
 			ip := make(net.IP, 4)
 			binary.BigEndian.PutUint32(ip, a.base+off)
 			return ip.String(), nil
@@ -104,6 +110,9 @@ func (k *kubelet) setupNetns(uid, ip string) (string, error) {
 			return "", err
 		}
 	}
+	// The host may still hold a neighbour entry for this address from an earlier Pod, with a
+	// MAC that no longer exists: forget it so the first packets find the new Pod.
+	_ = run(k.ipBin, "neigh", "flush", "to", ip, "dev", k.bridge)
 	return ns, nil
 }
 
