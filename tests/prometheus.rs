@@ -160,21 +160,16 @@ fn prometheus_scrapes_requests_latency_and_upstreams_by_route_and_backend() {
     });
 
     // Traffic has stopped: the next scrapes carry the final counts, exactly.
-    let want_routes =
-        BTreeMap::from([("default/api".to_string(), api as f64), ("default/web".to_string(), web as f64)]);
-    let routes = wait_for("Prometheus to have every request by route", Duration::from_secs(30), || {
-        let got = prometheus.by(REQUESTS_BY_ROUTE, "route");
-        (got == want_routes).then_some(got)
-    });
-    println!("{REQUESTS_BY_ROUTE}: {routes:?}");
-
-    let want_backends =
+    let by_route = BTreeMap::from([("default/api".to_string(), api as f64), ("default/web".to_string(), web as f64)]);
+    let by_backend =
         BTreeMap::from([("default/a:80".to_string(), api as f64), ("default/b:80".to_string(), web as f64)]);
-    let backends = wait_for("Prometheus to have every upstream request by backend", Duration::from_secs(30), || {
-        let got = prometheus.by(UPSTREAM_BY_BACKEND, "backend");
-        (got == want_backends).then_some(got)
-    });
-    println!("{UPSTREAM_BY_BACKEND}: {backends:?}");
+    for (query, label, want) in [(REQUESTS_BY_ROUTE, "route", by_route), (UPSTREAM_BY_BACKEND, "backend", by_backend)] {
+        let got = wait_for(&format!("Prometheus to have every request by {label}"), Duration::from_secs(30), || {
+            let got = prometheus.by(query, label);
+            (got == want).then_some(got)
+        });
+        println!("{query}: {got:?}");
+    }
 
     let p99 = prometheus.by(P99_BY_ROUTE, "route");
     println!("{P99_BY_ROUTE}: {p99:?}");
