@@ -44,7 +44,7 @@ fn route(runtime: &Runtime, request: &Request<Incoming>) -> Response<Full<Bytes>
         "/readyz" if runtime.is_ready() => reply(StatusCode::OK, "text/plain", "ready\n".into()),
         "/readyz" => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "no route table loaded yet\n".into()),
         "/config" => {
-            let table = runtime.data_plane.shared().tables.load_full();
+            let table = runtime.data_plane.table();
             let report = runtime.report();
             let body = serde_json::json!({ "table": &*table, "report": &*report });
             match serde_json::to_string_pretty(&body) {

@@ -99,6 +99,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             admin_address: args.admin_address,
             header_read_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(5),
+            workers: None,
         },
     };
     println!("\nBookinfo is up. Open http://127.0.0.1:{}/productpage", args.port);

@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// On SIGTERM, how long requests in flight may take to finish.
     #[arg(long, env = "GANTRY_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// Data-plane worker threads; each serves the connections it is given on its own runtime
+    /// with its own upstream connections. Default: one per CPU available to the process.
+    #[arg(long, env = "GANTRY_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
 }
 
 #[derive(Args, Debug)]

@@ -3,14 +3,12 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
 use super::{ControllerArgs, RunArgs, ServeArgs};
-use crate::proxy::{DataPlane, Limits, Shared, Upstream};
+use crate::proxy::{DataPlane, DataPlaneOptions, Limits};
 use crate::runtime::Runtime;
 use crate::source::file::{DEBOUNCE, FileSource, Load};
-use crate::table::RouteTable;
 
 /// How long a connection to an endpoint may take before the endpoint counts as down.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -48,15 +46,21 @@ pub(super) async fn start(serve: &ServeArgs, controller: &ControllerArgs) -> any
     let admin = crate::admin::bind(serve.admin_address)
         .await
         .with_context(|| format!("cannot bind the admin address {}", serve.admin_address))?;
-    let shared = Arc::new(Shared {
-        tables: Arc::new(ArcSwap::from_pointee(RouteTable::default())),
-        upstream: Upstream::new(CONNECT_TIMEOUT),
+    let data_plane = DataPlane::new(DataPlaneOptions {
         limits: Limits { header_read_timeout: serve.header_read_timeout, ..Limits::default() },
-    });
-    let runtime = Arc::new(Runtime::new(DataPlane::new(shared), controller.compile_options()));
+        connect_timeout: CONNECT_TIMEOUT,
+        workers: serve.workers.map_or_else(default_workers, usize::from),
+    })
+    .context("cannot start the data plane's worker threads")?;
+    let runtime = Arc::new(Runtime::new(data_plane, controller.compile_options()));
     tokio::spawn(crate::admin::serve(admin, Arc::clone(&runtime)));
     tracing::info!(admin = %serve.admin_address, "admin endpoint serving /metrics /healthz /readyz /config");
     Ok(runtime)
+}
+
+/// One worker per CPU the process may use (cgroup quotas included).
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Stops accepting and drains requests in flight.

@@ -10,8 +10,8 @@ mod normalize;
 mod server;
 mod upgrade;
 mod upstream;
+mod workers;
 
 pub use error::ProxyError;
-pub use handler::Shared;
-pub use server::{DataPlane, Limits};
+pub use server::{DataPlane, DataPlaneOptions, Limits};
 pub use upstream::Upstream;

@@ -7,14 +7,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use arc_swap::ArcSwap;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::handler::{self, Connection, Shared};
+use super::workers::{Accepted, WorkerConfig, Workers};
 use crate::metrics::METRICS;
 use crate::table::RouteTable;
 
@@ -34,10 +34,20 @@ impl Default for Limits {
     }
 }
 
+/// How the data plane serves, fixed at start.
+#[derive(Clone, Debug)]
+pub struct DataPlaneOptions {
+    pub limits: Limits,
+    /// How long a connection to an endpoint may take before the endpoint counts as down.
+    pub connect_timeout: Duration,
+    /// Worker threads, each with its own runtime and upstream pools.
+    pub workers: usize,
+}
+
 /// Binds the table's sockets and serves them.
 pub struct DataPlane {
-    shared: Arc<Shared>,
-    http: auto::Builder<TokioExecutor>,
+    tables: Arc<ArcSwap<RouteTable>>,
+    workers: Arc<Workers>,
     /// Taken out at shutdown; connections accepted before that are drained.
     graceful: Arc<Mutex<Option<GracefulShutdown>>>,
     sockets: Mutex<HashMap<SocketAddr, watch::Sender<bool>>>,
@@ -45,8 +55,9 @@ pub struct DataPlane {
 }
 
 impl DataPlane {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        let limits = &shared.limits;
+    /// Starts the worker threads; no socket is bound until a table lists one.
+    pub fn new(options: DataPlaneOptions) -> std::io::Result<Self> {
+        let limits = &options.limits;
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http1()
             .timer(TokioTimer::new())
@@ -55,24 +66,34 @@ impl DataPlane {
             .max_buf_size(limits.max_header_bytes + 8192)
             .max_headers(limits.max_headers);
         http.http2().timer(TokioTimer::new()).max_header_list_size((limits.max_header_bytes + 8192) as u32);
-        Self {
-            shared,
+        let tables = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
+        let config = WorkerConfig {
+            tables: Arc::clone(&tables),
+            limits: options.limits.clone(),
+            connect_timeout: options.connect_timeout,
             http,
+        };
+        let workers = Arc::new(Workers::start(options.workers, &config)?);
+        tracing::info!(workers = workers.count(), "data plane started");
+        Ok(Self {
+            tables,
+            workers,
             graceful: Arc::new(Mutex::new(Some(GracefulShutdown::new()))),
             sockets: Mutex::default(),
             bind_errors: Mutex::default(),
-        }
+        })
     }
 
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    /// The table requests are served from now.
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.tables.load_full()
     }
 
     /// Swaps in a new table, then binds the sockets it adds and stops accepting on the ones it
     /// removes. Requests already running finish on the table they started with.
     pub async fn publish(&self, table: RouteTable) {
         let wanted: Vec<SocketAddr> = table.sockets.iter().map(|s| s.address).collect();
-        self.shared.tables.store(Arc::new(table));
+        self.tables.store(Arc::new(table));
         METRICS.table_generation.inc();
         let mut to_bind = Vec::new();
         {
@@ -111,12 +132,7 @@ impl DataPlane {
     }
 
     fn accept_context(&self, socket: SocketAddr) -> AcceptContext {
-        AcceptContext {
-            socket,
-            shared: Arc::clone(&self.shared),
-            http: self.http.clone(),
-            graceful: Arc::clone(&self.graceful),
-        }
+        AcceptContext { socket, workers: Arc::clone(&self.workers), graceful: Arc::clone(&self.graceful) }
     }
 
     /// Stops accepting, lets open connections finish their requests for at most `drain`.
@@ -136,11 +152,11 @@ impl DataPlane {
 
 struct AcceptContext {
     socket: SocketAddr,
-    shared: Arc<Shared>,
-    http: auto::Builder<TokioExecutor>,
+    workers: Arc<Workers>,
     graceful: Arc<Mutex<Option<GracefulShutdown>>>,
 }
 
+/// Accepts on one table socket and hands each connection to a worker.
 async fn accept_loop(ctx: AcceptContext, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
     loop {
         let (stream, peer) = tokio::select! {
@@ -156,25 +172,13 @@ async fn accept_loop(ctx: AcceptContext, listener: TcpListener, mut stopped: wat
             _ = stopped.changed() => return,
         };
         let _ = stream.set_nodelay(true);
-        let connection = Connection::new(ctx.socket, peer);
-        let shared = Arc::clone(&ctx.shared);
-        let service = service_fn(move |request| {
-            let shared = Arc::clone(&shared);
-            let connection = connection.clone();
-            async move { Ok::<_, std::convert::Infallible>(handler::handle(shared, connection, request).await) }
-        });
-        let serving = ctx.http.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
         let watcher = ctx.graceful.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(GracefulShutdown::watcher);
         let Some(watcher) = watcher else {
             return; // shutting down
         };
-        let serving = watcher.watch(serving);
-        tokio::spawn(async move {
-            METRICS.active_connections.inc();
-            if let Err(error) = serving.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-            METRICS.active_connections.dec();
-        });
+        match stream.into_std() {
+            Ok(stream) => ctx.workers.dispatch(Accepted { stream, peer, socket: ctx.socket, watcher }),
+            Err(error) => tracing::warn!(%peer, %error, "cannot hand an accepted connection to a worker"),
+        }
     }
 }

@@ -1,0 +1,110 @@
+//! Thread-per-core serving. Each worker is an OS thread running its own single-threaded Tokio
+//! runtime with its own upstream connection pools. An accepted connection is handed to one
+//! worker and stays there: its requests, the upstream connections they use and every wake-up
+//! between them happen on one thread, with no work stealing, no cross-thread wake-ups and no
+//! shared pool lock on the request path (nginx's worker model, inside one process).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
+use tokio::sync::mpsc;
+
+use super::handler::{self, Connection, Shared};
+use super::{Limits, Upstream};
+use crate::metrics::METRICS;
+use crate::table::RouteTable;
+
+/// A connection accepted on a table socket, on its way to a worker.
+pub struct Accepted {
+    pub stream: std::net::TcpStream,
+    pub peer: SocketAddr,
+    /// The table's socket address it was accepted on.
+    pub socket: SocketAddr,
+    /// Holds graceful shutdown back until the connection has finished.
+    pub watcher: Watcher,
+}
+
+/// What each worker builds its own copy of.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    pub tables: Arc<ArcSwap<RouteTable>>,
+    pub limits: Limits,
+    pub connect_timeout: std::time::Duration,
+    pub http: auto::Builder<TokioExecutor>,
+}
+
+/// The worker threads, fed round-robin.
+pub struct Workers {
+    inboxes: Vec<mpsc::UnboundedSender<Accepted>>,
+    next: AtomicUsize,
+}
+
+impl Workers {
+    /// Starts `count` worker threads (at least one).
+    pub fn start(count: usize, config: &WorkerConfig) -> std::io::Result<Self> {
+        let mut inboxes = Vec::with_capacity(count.max(1));
+        for index in 0..count.max(1) {
+            let (inbox, accepted) = mpsc::unbounded_channel();
+            let config = config.clone();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            std::thread::Builder::new()
+                .name(format!("gantry-worker-{index}"))
+                .spawn(move || runtime.block_on(serve_accepted(config, accepted)))?;
+            inboxes.push(inbox);
+        }
+        Ok(Self { inboxes, next: AtomicUsize::new(0) })
+    }
+
+    pub fn count(&self) -> usize {
+        self.inboxes.len()
+    }
+
+    /// Hands a connection to the next worker.
+    pub fn dispatch(&self, accepted: Accepted) {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.inboxes.len();
+        if self.inboxes[index].send(accepted).is_err() {
+            // Only if the worker's thread is gone; the connection is dropped (closed).
+            tracing::error!(worker = index, "data-plane worker stopped; connection closed");
+        }
+    }
+}
+
+/// A worker's loop: serves every connection it is handed until the data plane is dropped.
+async fn serve_accepted(config: WorkerConfig, mut accepted: mpsc::UnboundedReceiver<Accepted>) {
+    let shared = Arc::new(Shared {
+        tables: config.tables,
+        upstream: Upstream::new(config.connect_timeout),
+        limits: config.limits,
+    });
+    while let Some(Accepted { stream, peer, socket, watcher }) = accepted.recv().await {
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%peer, %error, "cannot register an accepted connection");
+                continue;
+            }
+        };
+        let connection = Connection::new(socket, peer);
+        let shared = Arc::clone(&shared);
+        let service = service_fn(move |request| {
+            let shared = Arc::clone(&shared);
+            let connection = connection.clone();
+            async move { Ok::<_, std::convert::Infallible>(handler::handle(shared, connection, request).await) }
+        });
+        let serving =
+            watcher.watch(config.http.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
+        tokio::spawn(async move {
+            METRICS.active_connections.inc();
+            if let Err(error) = serving.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+            METRICS.active_connections.dec();
+        });
+    }
+}
