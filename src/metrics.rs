@@ -1,7 +1,8 @@
 //! Prometheus metrics, registered once. Labels are bounded: route and backend names come from
 //! the configuration, status codes are folded into classes.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
+use std::time::Duration;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -17,6 +18,8 @@ pub struct Metrics {
     pub upstream_requests: IntCounterVec,
     pub upstream_connect_errors: IntCounterVec,
     pub upstream_in_flight: IntGaugeVec,
+    /// Connections opened to endpoints; against the requests, it shows how well they are reused.
+    pub upstream_connections: IntCounter,
     pub endpoint_ejections: IntCounterVec,
     /// Requests a backend turned away before any endpoint: `overloaded` or `no_endpoint`.
     pub upstream_rejected: IntCounterVec,
@@ -72,6 +75,11 @@ impl Metrics {
             upstream_connect_errors: IntCounterVec::new(
                 Opts::new("gantry_upstream_connect_errors_total", "Connections to endpoints that failed"),
                 &["backend"],
+            )
+            .expect("valid metric"),
+            upstream_connections: IntCounter::new(
+                "gantry_upstream_connections_total",
+                "Connections opened to endpoints (each worker thread keeps its own)",
             )
             .expect("valid metric"),
             upstream_in_flight: IntGaugeVec::new(
@@ -148,6 +156,7 @@ impl Metrics {
             Box::new(m.upstream_requests.clone()),
             Box::new(m.upstream_connect_errors.clone()),
             Box::new(m.upstream_in_flight.clone()),
+            Box::new(m.upstream_connections.clone()),
             Box::new(m.endpoint_ejections.clone()),
             Box::new(m.upstream_rejected.clone()),
             Box::new(m.config_reloads.clone()),
@@ -177,12 +186,62 @@ impl Metrics {
 }
 
 /// `2xx`, `4xx`, ...: the bounded label for a status code.
-pub fn code_class(status: http::StatusCode) -> &'static str {
+const CODE_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+fn code_class_index(status: http::StatusCode) -> usize {
     match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
+    }
+}
+
+/// The handles one route rule counts its requests with, looked up in the registry on first
+/// use: a request is then counted without hashing its label values.
+#[derive(Debug, Default)]
+pub struct RouteMetrics {
+    requests: [OnceLock<IntCounter>; CODE_CLASSES.len()],
+    duration: OnceLock<Histogram>,
+}
+
+impl RouteMetrics {
+    /// Counts one request of `route` (the `route` label) that got `status` after `elapsed`.
+    pub fn record(&self, route: &str, status: http::StatusCode, elapsed: Duration) {
+        let class = code_class_index(status);
+        self.requests[class].get_or_init(|| METRICS.requests.with_label_values(&[route, CODE_CLASSES[class]])).inc();
+        self.duration
+            .get_or_init(|| METRICS.request_duration.with_label_values(&[route]))
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// The handles of one backend's per-request metrics, looked up on first use.
+#[derive(Debug, Default)]
+pub struct BackendMetrics {
+    in_flight: OnceLock<IntGauge>,
+    /// `upstream_requests{outcome="response"}` by endpoint index.
+    responses: Box<[OnceLock<IntCounter>]>,
+}
+
+impl BackendMetrics {
+    pub fn new(endpoints: usize) -> Self {
+        Self { in_flight: OnceLock::new(), responses: (0..endpoints).map(|_| OnceLock::new()).collect() }
+    }
+
+    pub fn in_flight(&self, backend: &str) -> &IntGauge {
+        self.in_flight.get_or_init(|| METRICS.upstream_in_flight.with_label_values(&[backend]))
+    }
+
+    /// Counts a response from endpoint `index` (labelled `endpoint`); other outcomes are rare
+    /// and go through `METRICS.upstream_requests` directly.
+    pub fn response(&self, backend: &str, index: usize, endpoint: &str) {
+        match self.responses.get(index) {
+            Some(cell) => {
+                cell.get_or_init(|| METRICS.upstream_requests.with_label_values(&[backend, endpoint, "response"])).inc()
+            }
+            None => METRICS.upstream_requests.with_label_values(&[backend, endpoint, "response"]).inc(),
+        }
     }
 }

@@ -345,11 +345,6 @@ fn a_dead_endpoint_answers_503_and_counts_connect_errors() {
     assert_eq!(metric(&metrics, "gantry_requests_total{code_class=\"5xx\",route=\"default/r\"}"), 1.0);
 }
 
-/// The value of one series in Prometheus text, 0 when absent.
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
-}
-
 /// 1,000 configuration swaps while wrk keeps 16 connections busy: no request may fail and no
 /// connection may drop. Bounded: the swaps must finish within 90 s.
 #[test]

@@ -121,7 +121,8 @@ impl<'a> Resolver<'a> {
         let config = self.configs.get(&key).cloned().unwrap_or_default();
         let id: Arc<str> = Arc::from(id);
         let state = self.registry.backend(&id, &endpoints, &config);
-        let backend = Arc::new(Backend { id: Arc::clone(&id), protocol, state });
+        let metrics = crate::metrics::BackendMetrics::new(state.endpoints().len());
+        let backend = Arc::new(Backend { id: Arc::clone(&id), protocol, state, metrics });
         self.cache.insert(id.to_string(), Arc::clone(&backend));
         Ok(backend)
     }

@@ -116,7 +116,14 @@ fn rule(
     } else {
         None
     };
-    let rule = Rule { id: RuleId { route: Arc::clone(route_id), rule: index }, filters, backends, split, timeouts };
+    let rule = Rule {
+        id: RuleId { route: Arc::clone(route_id), rule: index },
+        filters,
+        backends,
+        split,
+        timeouts,
+        metrics: Default::default(),
+    };
     Ok(CompiledRule { index, matches, rule: Arc::new(rule) })
 }
 

@@ -1,9 +1,9 @@
-//! Bodies the proxy streams: one boxed type for everything it sends, a request body that can be
-//! handed to a second attempt if the first never started reading it, and a tee for mirrors.
+//! Bodies the proxy streams: one boxed type for everything it sends, a tee for mirrors, and a
+//! wrapper that holds a value until the body is done.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -31,68 +31,6 @@ where
     B::Error: Into<BoxError>,
 {
     body.map_err(Into::into).boxed_unsync()
-}
-
-/// A request body that stays in a shared slot until the upstream client first polls it. If the
-/// connection fails before that, nothing of the body has been read and the next attempt can
-/// take it from the slot: retrying a connect failure is then always safe.
-pub struct Replayable {
-    slot: Arc<Mutex<Option<ProxyBody>>>,
-    taken: Option<ProxyBody>,
-    hint: SizeHint,
-    end_stream: bool,
-}
-
-/// Hands out `Replayable` bodies for successive attempts.
-#[derive(Clone)]
-pub struct BodySlot(Arc<Mutex<Option<ProxyBody>>>);
-
-impl BodySlot {
-    pub fn new(body: ProxyBody) -> Self {
-        Self(Arc::new(Mutex::new(Some(body))))
-    }
-
-    /// A body for the next attempt; `None` once an earlier attempt started reading it.
-    pub fn attempt(&self) -> Option<Replayable> {
-        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let body = guard.as_ref()?;
-        let (hint, end_stream) = (body.size_hint(), body.is_end_stream());
-        drop(guard);
-        Some(Replayable { slot: Arc::clone(&self.0), taken: None, hint, end_stream })
-    }
-}
-
-impl Body for Replayable {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if self.taken.is_none() {
-            let body = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            match body {
-                Some(body) => self.taken = Some(body),
-                None => return Poll::Ready(Some(Err("request body already consumed by an earlier attempt".into()))),
-            }
-        }
-        match self.taken.as_mut() {
-            Some(body) => Pin::new(body).poll_frame(cx),
-            None => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.taken {
-            Some(body) => body.is_end_stream(),
-            None => self.end_stream,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.taken {
-            Some(body) => body.size_hint(),
-            None => self.hint,
-        }
-    }
 }
 
 /// Passes a body through and offers a copy of each data frame to a mirror. The mirror never
@@ -170,17 +108,6 @@ impl Body for Tee {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn an_unread_body_can_be_replayed() {
-        let slot = BodySlot::new(full("hello"));
-        let first = slot.attempt().expect("first attempt");
-        drop(first); // the connection failed before the client read anything
-        let second = slot.attempt().expect("body still there");
-        let bytes = second.collect().await.unwrap().to_bytes();
-        assert_eq!(bytes, "hello");
-        assert!(slot.attempt().is_none(), "a body that was read cannot be sent again");
-    }
 
     #[tokio::test]
     async fn tee_copies_frames_to_the_mirror() {

@@ -21,9 +21,9 @@ pub enum ProxyError {
     #[error("backend {0} is over its connection limits")]
     Overloaded(std::sync::Arc<str>),
     #[error("could not connect to backend {backend}: {source}")]
-    Connect { backend: std::sync::Arc<str>, source: hyper_util::client::legacy::Error },
+    Connect { backend: std::sync::Arc<str>, source: super::pool::ConnectError },
     #[error("backend {backend} failed: {source}")]
-    Upstream { backend: std::sync::Arc<str>, source: hyper_util::client::legacy::Error },
+    Upstream { backend: std::sync::Arc<str>, source: hyper::Error },
     #[error("the request timed out")]
     Timeout,
     #[error("the request could not be rewritten: {0}")]

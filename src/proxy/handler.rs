@@ -9,14 +9,14 @@ use http::header::HOST;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::body::{self, BodySlot, ProxyBody, Tee};
+use super::body::{self, ProxyBody, Tee};
 use super::error::ProxyError;
 use super::filters::{self, Target};
 use super::mirror;
 use super::normalize;
 use super::upgrade;
 use super::upstream::{RequestHead, Upstream, strip_hop_by_hop};
-use crate::metrics::{METRICS, code_class};
+use crate::metrics::RouteMetrics;
 use crate::table::{BackendTarget, Filter, RequestParts, RouteEntry, RouteTable, Rule, WeightedBackend};
 
 /// What every request of the data plane shares.
@@ -49,20 +49,23 @@ static X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-fo
 static X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
 
 const NO_ROUTE: &str = "none";
+static NO_ROUTE_METRICS: std::sync::LazyLock<RouteMetrics> = std::sync::LazyLock::new(RouteMetrics::default);
 
 /// Serves one request; never fails: errors become responses with the right status.
 pub async fn handle(shared: Arc<Shared>, connection: Connection, request: Request<Incoming>) -> Response<ProxyBody> {
     let start = Instant::now();
     // One table per request: a swap in the middle does not affect it.
     let table = shared.tables.load_full();
-    let mut route: Option<Arc<str>> = None;
-    let response = match serve(&shared, &table, connection, request, &mut route).await {
+    let mut rule: Option<&Rule> = None;
+    let response = match serve(&shared, &table, connection, request, &mut rule).await {
         Ok(response) => response,
-        Err(error) => error_response(&error, route.as_deref()),
+        Err(error) => error_response(&error, rule.map(|r| &*r.id.route)),
     };
-    let route = route.as_deref().unwrap_or(NO_ROUTE);
-    METRICS.requests.with_label_values(&[route, code_class(response.status())]).inc();
-    METRICS.request_duration.with_label_values(&[route]).observe(start.elapsed().as_secs_f64());
+    let (metrics, route) = match rule {
+        Some(rule) => (&rule.metrics, &*rule.id.route),
+        None => (&*NO_ROUTE_METRICS, NO_ROUTE),
+    };
+    metrics.record(route, response.status(), start.elapsed());
     response
 }
 
@@ -103,12 +106,12 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-async fn serve(
+async fn serve<'t>(
     shared: &Shared,
-    table: &RouteTable,
+    table: &'t RouteTable,
     connection: Connection,
     request: Request<Incoming>,
-    route: &mut Option<Arc<str>>,
+    matched: &mut Option<&'t Rule>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let headers = request.headers();
     // hyper bounds its read buffer but accepts a larger head that arrives in one read; the
@@ -129,7 +132,7 @@ async fn serve(
     let parts =
         RequestParts { method: request.method(), path: &path, query: query.as_deref(), headers: request.headers() };
     let entry = routes.find(&parts).ok_or(ProxyError::NoRoute)?;
-    *route = Some(Arc::clone(&entry.rule.id.route));
+    *matched = Some(&entry.rule);
 
     let target = Target {
         host,
@@ -210,10 +213,9 @@ async fn forward_rule(
         path_and_query: uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
         headers,
     };
-    let slot = BodySlot::new(body);
     let (mut response, selection) = shared
         .upstream
-        .send(backend, head, &slot, target.query.as_deref(), connection.peer.ip(), rule.timeouts.backend_request)
+        .send(backend, head, body, target.query.as_deref(), connection.peer.ip(), rule.timeouts.backend_request)
         .await?;
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS

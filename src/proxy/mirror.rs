@@ -4,7 +4,7 @@
 use http::{HeaderMap, Method};
 use http_body_util::BodyExt;
 
-use super::body::{BodySlot, ProxyBody};
+use super::body::ProxyBody;
 use super::filters::Target;
 use super::upstream::{RequestHead, Upstream, strip_hop_by_hop};
 use crate::table::Mirror;
@@ -40,9 +40,8 @@ pub fn send(
             }
         };
         let head = RequestHead { method, path_and_query, headers };
-        let slot = BodySlot::new(body);
         let client_ip = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
-        match upstream.send(&backend, head, &slot, None, client_ip, None).await {
+        match upstream.send(&backend, head, body, None, client_ip, None).await {
             Ok((response, _selection)) => {
                 // Drain so that the pooled connection can be reused.
                 let _ = response.into_body().collect().await;

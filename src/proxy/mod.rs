@@ -7,6 +7,7 @@ mod filters;
 mod handler;
 mod mirror;
 mod normalize;
+mod pool;
 mod server;
 mod upgrade;
 mod upstream;
@@ -14,4 +15,3 @@ mod workers;
 
 pub use error::ProxyError;
 pub use server::{DataPlane, DataPlaneOptions, Limits};
-pub use upstream::Upstream;

@@ -1,32 +1,29 @@
-//! Sending requests to endpoints over pooled connections, with one safe retry: a request whose
-//! connection could not be made never reached the backend, so it goes to another endpoint.
+//! Sending requests to endpoints over the worker's pooled connections, with safe retries: a
+//! request whose connection could not be made never reached the backend, so it goes to another
+//! endpoint once; a request that a reused connection turned away unsent (the endpoint had
+//! closed it meanwhile) goes once more on a new connection.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{CONNECTION, HeaderName};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, Method, Request, Response, Uri, Version};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 
-use super::body::{self, BodySlot, ProxyBody};
+use super::body::ProxyBody;
 use super::error::ProxyError;
+use super::pool::{CheckIn, Checkout, Pool, Sender, UpstreamBody};
 use crate::balance::{RequestInfo, SelectError, Selection};
 use crate::metrics::METRICS;
 use crate::table::{Backend, UpstreamProtocol};
 
-/// Pooled clients, one per upstream protocol.
+/// A worker's way to its endpoints.
 #[derive(Clone)]
 pub struct Upstream {
-    http1: Client<HttpConnector, ProxyBody>,
-    h2c: Client<HttpConnector, ProxyBody>,
+    pool: Arc<Pool>,
 }
 
-/// What is sent upstream. The headers are copied for an attempt only while another attempt
-/// may follow; the last possible attempt takes them.
+/// What is sent upstream.
 pub struct RequestHead {
     pub method: Method,
     /// Origin-form: path and query.
@@ -34,98 +31,72 @@ pub struct RequestHead {
     pub headers: HeaderMap,
 }
 
-impl Upstream {
-    pub fn new(connect_timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.enforce_http(true);
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder.timer(TokioTimer::new()).pool_timer(TokioTimer::new()).pool_idle_timeout(Duration::from_secs(60));
-        let http1 = builder.build(connector.clone());
-        let h2c = builder.http2_only(true).build(connector);
-        Self { http1, h2c }
-    }
+/// How one attempt on one endpoint ended.
+enum Attempt {
+    Response(Response<UpstreamBody>),
+    /// The connection could not be made; the request is handed back unsent.
+    ConnectFailed(super::pool::ConnectError, Request<ProxyBody>),
+    Failed(hyper::Error),
+}
 
-    fn client(&self, protocol: UpstreamProtocol) -> (&Client<HttpConnector, ProxyBody>, Version) {
-        match protocol {
-            UpstreamProtocol::Http1 => (&self.http1, Version::HTTP_11),
-            UpstreamProtocol::H2c => (&self.h2c, Version::HTTP_2),
-        }
+impl Upstream {
+    /// A pool of its own; call within the worker's runtime.
+    pub fn start(connect_timeout: Duration) -> Self {
+        Self { pool: Pool::start(connect_timeout) }
     }
 
     /// Sends the request to an endpoint of `backend`. On a connect failure the request goes to
-    /// another endpoint once, if there is one and the body was not touched. `query` and
-    /// `client_ip` are what a balancer may key on, with the head's headers.
+    /// another endpoint once, if there is one. `query` and `client_ip` are what a balancer may
+    /// key on, with the head's headers.
     pub async fn send(
         &self,
         backend: &Backend,
-        mut head: RequestHead,
-        body: &BodySlot,
+        head: RequestHead,
+        body: ProxyBody,
         query: Option<&str>,
         client_ip: std::net::IpAddr,
         attempt_timeout: Option<Duration>,
-    ) -> Result<(Response<Incoming>, Selection), ProxyError> {
-        let mut exclude = None;
+    ) -> Result<(Response<UpstreamBody>, Selection), ProxyError> {
+        let info = RequestInfo { headers: &head.headers, query, client_ip };
+        let mut selection = select(backend, &info, None)?;
+        let mut request = build(backend.protocol, &selection, head, body)?;
+        let mut retried = false;
         loop {
-            let info = RequestInfo { headers: &head.headers, query, client_ip };
-            let selection = backend.state.select(&info, exclude).map_err(|e| {
-                let (reason, error) = match e {
-                    SelectError::NoEndpoint => ("no_endpoint", ProxyError::NoEndpoint(Arc::clone(&backend.id))),
-                    SelectError::Overloaded(_) => ("overloaded", ProxyError::Overloaded(Arc::clone(&backend.id))),
-                };
-                METRICS.upstream_rejected.with_label_values(&[&backend.id, reason]).inc();
-                error
-            })?;
-            let Some(attempt_body) = body.attempt() else {
-                return Err(ProxyError::NoEndpoint(Arc::clone(&backend.id)));
-            };
-            // Same condition as the retry below: only then are the headers needed again.
-            let retry_possible = exclude.is_none() && backend.state.endpoints().len() > 1;
-            let headers = if retry_possible { head.headers.clone() } else { std::mem::take(&mut head.headers) };
-            let request = self.build(backend.protocol, &selection, &head, headers, body::boxed(attempt_body))?;
-            let (client, _) = self.client(backend.protocol);
-            let in_flight = METRICS.upstream_in_flight.with_label_values(&[&backend.id]);
+            let in_flight = backend.metrics.in_flight(&backend.id);
             in_flight.inc();
+            let attempt = self.attempt(backend.protocol, &selection, request);
             let result = match attempt_timeout {
-                Some(limit) => {
-                    tokio::time::timeout(limit, client.request(request)).await.map_err(|_| ProxyError::Timeout)
-                }
-                None => Ok(client.request(request).await),
+                Some(limit) => tokio::time::timeout(limit, attempt).await.map_err(|_| ProxyError::Timeout),
+                None => Ok(attempt.await),
             };
             in_flight.dec();
-            let outcome = match result {
+            match result {
                 Err(timeout) => {
                     selection.failed();
                     count(backend, &selection, "timeout");
                     return Err(timeout);
                 }
-                Ok(outcome) => outcome,
-            };
-            match outcome {
-                Ok(response) => {
+                Ok(Attempt::Response(response)) => {
                     selection.succeeded();
-                    count(backend, &selection, "response");
+                    backend.metrics.response(&backend.id, selection.index(), selection.label());
                     return Ok((response, selection));
                 }
-                Err(error) if error.is_connect() => {
+                Ok(Attempt::ConnectFailed(error, unsent)) => {
                     METRICS.upstream_connect_errors.with_label_values(&[&backend.id]).inc();
                     count(backend, &selection, "connect_error");
-                    if selection.failed() {
-                        METRICS.endpoint_ejections.with_label_values(&[&backend.id, selection.label()]).inc();
-                        tracing::warn!(backend = %backend.id, endpoint = selection.label(), "endpoint ejected after repeated failures");
-                    }
+                    failed(backend, &selection);
                     tracing::debug!(backend = %backend.id, endpoint = %selection.address(), %error, "connect failed");
-                    let retry = exclude.is_none() && backend.state.endpoints().len() > 1;
-                    if !retry {
+                    if retried || backend.state.endpoints().len() < 2 {
                         return Err(ProxyError::Connect { backend: Arc::clone(&backend.id), source: error });
                     }
-                    exclude = Some(selection.index());
+                    retried = true;
+                    let info = RequestInfo { headers: unsent.headers(), query, client_ip };
+                    let next = select(backend, &info, Some(selection.index()))?;
+                    request = retarget(unsent, backend.protocol, &next)?;
+                    selection = next;
                 }
-                Err(error) => {
-                    if selection.failed() {
-                        METRICS.endpoint_ejections.with_label_values(&[&backend.id, selection.label()]).inc();
-                    }
+                Ok(Attempt::Failed(error)) => {
+                    failed(backend, &selection);
                     count(backend, &selection, "error");
                     return Err(ProxyError::Upstream { backend: Arc::clone(&backend.id), source: error });
                 }
@@ -133,29 +104,117 @@ impl Upstream {
         }
     }
 
-    fn build(
-        &self,
-        protocol: UpstreamProtocol,
-        selection: &Selection,
-        head: &RequestHead,
-        headers: HeaderMap,
-        body: ProxyBody,
-    ) -> Result<Request<ProxyBody>, ProxyError> {
-        let (_, version) = self.client(protocol);
-        // The selection's label is the endpoint's address as text, made once per table.
-        let authority = Authority::try_from(selection.label()).map_err(|e| ProxyError::Rewrite(e.to_string()))?;
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(Scheme::HTTP);
-        parts.authority = Some(authority);
-        parts.path_and_query = Some(head.path_and_query.clone());
-        let uri = Uri::from_parts(parts).map_err(|e| ProxyError::Rewrite(e.to_string()))?;
-        let mut request = Request::new(body);
-        *request.method_mut() = head.method.clone();
-        *request.uri_mut() = uri;
-        *request.version_mut() = version;
-        *request.headers_mut() = headers;
-        Ok(request)
+    /// One request on one endpoint: on a pooled connection, or on a new one if the pooled one
+    /// turns out to be closed before the request was written.
+    async fn attempt(&self, protocol: UpstreamProtocol, selection: &Selection, request: Request<ProxyBody>) -> Attempt {
+        let address = selection.address();
+        let checkout = match self.pool.checkout(address, protocol).await {
+            Ok(checkout) => checkout,
+            Err(error) => return Attempt::ConnectFailed(error, request),
+        };
+        match self.send_on(address, checkout, request).await {
+            Ok(response) => Attempt::Response(response),
+            Err((error, Some(unsent))) => match self.pool.connect(address, protocol).await {
+                Ok(sender) => {
+                    tracing::debug!(%address, %error, "pooled connection was closed; sending on a new one");
+                    let fresh = Checkout { sender, reused: false };
+                    match self.send_on(address, fresh, unsent).await {
+                        Ok(response) => Attempt::Response(response),
+                        Err((error, _)) => Attempt::Failed(error),
+                    }
+                }
+                Err(connect) => Attempt::ConnectFailed(connect, unsent),
+            },
+            Err((error, None)) => Attempt::Failed(error),
+        }
     }
+
+    /// Sends on the connection. A failure hands the request back only if the connection was a
+    /// reused one and the request was never written to it: then it is safe to send again.
+    async fn send_on(
+        &self,
+        address: std::net::SocketAddr,
+        checkout: Checkout,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<UpstreamBody>, (hyper::Error, Option<Request<ProxyBody>>)> {
+        let Checkout { sender, reused } = checkout;
+        match sender {
+            Sender::Http1(mut sender) => match sender.try_send_request(request).await {
+                Ok(response) => {
+                    // After a 101 the connection belongs to the upgraded stream, never to the pool.
+                    let check_in = (response.status() != StatusCode::SWITCHING_PROTOCOLS)
+                        .then(|| CheckIn::new(Arc::clone(&self.pool), address, sender));
+                    Ok(response.map(|body| UpstreamBody::new(body, check_in)))
+                }
+                Err(mut error) => {
+                    let unsent = if reused { error.take_message() } else { None };
+                    Err((error.into_error(), unsent))
+                }
+            },
+            Sender::Http2(mut sender) => match sender.try_send_request(request).await {
+                Ok(response) => Ok(response.map(|body| UpstreamBody::new(body, None))),
+                Err(mut error) => {
+                    let unsent = if reused { error.take_message() } else { None };
+                    Err((error.into_error(), unsent))
+                }
+            },
+        }
+    }
+}
+
+fn select(backend: &Backend, info: &RequestInfo<'_>, exclude: Option<usize>) -> Result<Selection, ProxyError> {
+    backend.state.select(info, exclude).map_err(|e| {
+        let (reason, error) = match e {
+            SelectError::NoEndpoint => ("no_endpoint", ProxyError::NoEndpoint(Arc::clone(&backend.id))),
+            SelectError::Overloaded(_) => ("overloaded", ProxyError::Overloaded(Arc::clone(&backend.id))),
+        };
+        METRICS.upstream_rejected.with_label_values(&[&backend.id, reason]).inc();
+        error
+    })
+}
+
+/// Counts a failure against the endpoint; logs the ejection it may cause.
+fn failed(backend: &Backend, selection: &Selection) {
+    if selection.failed() {
+        METRICS.endpoint_ejections.with_label_values(&[&backend.id, selection.label()]).inc();
+        tracing::warn!(backend = %backend.id, endpoint = selection.label(), "endpoint ejected after repeated failures");
+    }
+}
+
+/// The request as the endpoint gets it: origin-form for HTTP/1.1; HTTP/2 carries the
+/// endpoint as `:authority`.
+fn build(
+    protocol: UpstreamProtocol,
+    selection: &Selection,
+    head: RequestHead,
+    body: ProxyBody,
+) -> Result<Request<ProxyBody>, ProxyError> {
+    let mut request = Request::new(body);
+    *request.method_mut() = head.method;
+    *request.headers_mut() = head.headers;
+    *request.uri_mut() = Uri::from(head.path_and_query);
+    retarget(request, protocol, selection)
+}
+
+/// Points a request at the selected endpoint.
+fn retarget(
+    mut request: Request<ProxyBody>,
+    protocol: UpstreamProtocol,
+    selection: &Selection,
+) -> Result<Request<ProxyBody>, ProxyError> {
+    match protocol {
+        UpstreamProtocol::Http1 => *request.version_mut() = Version::HTTP_11,
+        UpstreamProtocol::H2c => {
+            *request.version_mut() = Version::HTTP_2;
+            // The selection's label is the endpoint's address as text, made once per table.
+            let authority = Authority::try_from(selection.label()).map_err(|e| ProxyError::Rewrite(e.to_string()))?;
+            let mut parts = std::mem::take(request.uri_mut()).into_parts();
+            parts.scheme = Some(Scheme::HTTP);
+            parts.authority = Some(authority);
+            *request.uri_mut() = Uri::from_parts(parts).map_err(|e| ProxyError::Rewrite(e.to_string()))?;
+        }
+    }
+    Ok(request)
 }
 
 fn count(backend: &Backend, selection: &Selection, outcome: &str) {

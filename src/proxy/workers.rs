@@ -15,8 +15,9 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use tokio::sync::mpsc;
 
+use super::Limits;
 use super::handler::{self, Connection, Shared};
-use super::{Limits, Upstream};
+use super::upstream::Upstream;
 use crate::metrics::METRICS;
 use crate::table::RouteTable;
 
@@ -79,7 +80,7 @@ impl Workers {
 async fn serve_accepted(config: WorkerConfig, mut accepted: mpsc::UnboundedReceiver<Accepted>) {
     let shared = Arc::new(Shared {
         tables: config.tables,
-        upstream: Upstream::new(config.connect_timeout),
+        upstream: Upstream::start(config.connect_timeout),
         limits: config.limits,
     });
     while let Some(Accepted { stream, peer, socket, watcher }) = accepted.recv().await {

@@ -91,6 +91,8 @@ pub struct Rule {
     #[serde(skip)]
     pub split: Option<crate::balance::WeightedSplit>,
     pub timeouts: Timeouts,
+    #[serde(skip)]
+    pub metrics: crate::metrics::RouteMetrics,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -126,6 +128,8 @@ pub struct Backend {
     pub protocol: UpstreamProtocol,
     /// Endpoints, balancer and health. Shared with the previous table when nothing changed.
     pub state: Arc<BackendState>,
+    #[serde(skip)]
+    pub metrics: crate::metrics::BackendMetrics,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -261,6 +261,11 @@ pub fn try_request(
     Ok(Reply { status, headers, body })
 }
 
+/// The value of one series in Prometheus text, 0 when absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
+}
+
 /// Writes raw bytes to a socket and returns all that comes back until the server closes the
 /// connection or `timeout` passes: for requests no well-behaved client would send.
 pub fn raw(address: SocketAddr, bytes: &[u8], timeout: Duration) -> String {
