@@ -19,7 +19,7 @@ use super::upstream::{RequestHead, Upstream, strip_hop_by_hop};
 use crate::metrics::RouteMetrics;
 use crate::table::{BackendTarget, Filter, RequestParts, RouteEntry, RouteTable, Rule, WeightedBackend};
 
-/// What every request of the data plane shares.
+/// What every request served by one worker shares (each worker has its own upstream pool).
 pub struct Shared {
     pub tables: Arc<arc_swap::ArcSwap<RouteTable>>,
     pub upstream: Upstream,
