@@ -225,36 +225,54 @@ fn count(backend: &Backend, selection: &Selection, outcome: &str) {
 /// header the Connection header names. `Upgrade` and `Connection: upgrade` are kept when the
 /// request is an upgrade, so that it can pass through.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Most messages carry none of them: one pass over the names instead of a removal (a hash
-    // and a probe) per name.
-    let present =
-        headers.keys().any(|name| name == CONNECTION || name == http::header::UPGRADE || HOP_BY_HOP.contains(name));
-    if !present {
-        if keep_upgrade {
-            headers.insert(CONNECTION, http::HeaderValue::from_static("upgrade"));
+    // One pass over the names instead of a removal (a hash and a probe) per hop-by-hop name:
+    // most messages carry none of them but `Connection`, and that usually only says
+    // `keep-alive` or `close`.
+    let (mut connection, mut others) = (false, false);
+    for name in headers.keys() {
+        if name == CONNECTION {
+            connection = true;
+        } else if name == http::header::UPGRADE || HOP_BY_HOP.contains(name) {
+            others = true;
         }
-        return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .filter(|name| !(keep_upgrade && name == http::header::UPGRADE))
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if connection && names_other_headers(headers) {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .filter(|name| !(keep_upgrade && name == http::header::UPGRADE))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    if others {
+        for name in HOP_BY_HOP {
+            headers.remove(name);
+        }
+        if !keep_upgrade {
+            headers.remove(http::header::UPGRADE);
+        }
     }
     if keep_upgrade {
         headers.insert(CONNECTION, http::HeaderValue::from_static("upgrade"));
-    } else {
+    } else if connection {
         headers.remove(CONNECTION);
-        headers.remove(http::header::UPGRADE);
     }
+}
+
+/// Whether a Connection header lists anything but `close` and `keep-alive` (the Keep-Alive
+/// header itself is among `HOP_BY_HOP` anyway).
+fn names_other_headers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|token| !token.eq_ignore_ascii_case(b"close") && !token.eq_ignore_ascii_case(b"keep-alive"))
 }
 
 const HOP_BY_HOP: [HeaderName; 6] = [
@@ -282,6 +300,21 @@ mod tests {
         assert!(h.get("x-private").is_none() && h.get("keep-alive").is_none() && h.get("te").is_none());
         assert!(h.get(CONNECTION).is_none());
         assert_eq!(h["x-kept"], "1");
+    }
+
+    #[test]
+    fn a_plain_keep_alive_connection_header_is_removed_and_nothing_else() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, "Keep-Alive".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.get(CONNECTION).is_none());
+        assert_eq!(h.len(), 1);
+        let mut h = HeaderMap::new();
+        h.insert(http::header::UPGRADE, "h2c".parse().unwrap());
+        h.insert(http::header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "Upgrade and Transfer-Encoding go even without a Connection header: {h:?}");
     }
 
     #[test]
