@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
@@ -42,31 +43,32 @@ impl fmt::Display for ObjectKey {
     }
 }
 
-/// The desired state: all objects of the kinds Gantry reads.
+/// The desired state: all objects of the kinds Gantry reads. Objects are shared (`Arc`) so that
+/// a source can keep what it parsed and hand the same objects to every new index.
 #[derive(Clone, Debug, Default)]
 pub struct Index {
-    pub gateway_classes: BTreeMap<ObjectKey, GatewayClass>,
-    pub gateways: BTreeMap<ObjectKey, Gateway>,
-    pub http_routes: BTreeMap<ObjectKey, HttpRoute>,
+    pub gateway_classes: BTreeMap<ObjectKey, Arc<GatewayClass>>,
+    pub gateways: BTreeMap<ObjectKey, Arc<Gateway>>,
+    pub http_routes: BTreeMap<ObjectKey, Arc<HttpRoute>>,
     /// ReferenceGrants from both `v1beta1` and `v1`: the two versions share one schema.
-    pub reference_grants: BTreeMap<ObjectKey, ReferenceGrant>,
-    pub namespaces: BTreeMap<ObjectKey, Namespace>,
-    pub services: BTreeMap<ObjectKey, Service>,
-    pub endpoint_slices: BTreeMap<ObjectKey, EndpointSlice>,
-    pub backend_policies: BTreeMap<ObjectKey, BackendPolicy>,
+    pub reference_grants: BTreeMap<ObjectKey, Arc<ReferenceGrant>>,
+    pub namespaces: BTreeMap<ObjectKey, Arc<Namespace>>,
+    pub services: BTreeMap<ObjectKey, Arc<Service>>,
+    pub endpoint_slices: BTreeMap<ObjectKey, Arc<EndpointSlice>>,
+    pub backend_policies: BTreeMap<ObjectKey, Arc<BackendPolicy>>,
 }
 
 /// One object of any kind the index holds; what a source hands over.
 #[derive(Clone, Debug)]
 pub enum Object {
-    GatewayClass(GatewayClass),
-    Gateway(Gateway),
-    HttpRoute(HttpRoute),
-    ReferenceGrant(ReferenceGrant),
-    Namespace(Namespace),
-    Service(Service),
-    EndpointSlice(EndpointSlice),
-    BackendPolicy(BackendPolicy),
+    GatewayClass(Arc<GatewayClass>),
+    Gateway(Arc<Gateway>),
+    HttpRoute(Arc<HttpRoute>),
+    ReferenceGrant(Arc<ReferenceGrant>),
+    Namespace(Arc<Namespace>),
+    Service(Arc<Service>),
+    EndpointSlice(Arc<EndpointSlice>),
+    BackendPolicy(Arc<BackendPolicy>),
 }
 
 impl Object {
@@ -86,14 +88,14 @@ impl Object {
 
     pub fn key(&self) -> ObjectKey {
         match self {
-            Object::GatewayClass(o) => ObjectKey::of(o),
-            Object::Gateway(o) => ObjectKey::of(o),
-            Object::HttpRoute(o) => ObjectKey::of(o),
-            Object::ReferenceGrant(o) => ObjectKey::of(o),
-            Object::Namespace(o) => ObjectKey::of(o),
-            Object::Service(o) => ObjectKey::of(o),
-            Object::EndpointSlice(o) => ObjectKey::of(o),
-            Object::BackendPolicy(o) => ObjectKey::of(o),
+            Object::GatewayClass(o) => ObjectKey::of(&**o),
+            Object::Gateway(o) => ObjectKey::of(&**o),
+            Object::HttpRoute(o) => ObjectKey::of(&**o),
+            Object::ReferenceGrant(o) => ObjectKey::of(&**o),
+            Object::Namespace(o) => ObjectKey::of(&**o),
+            Object::Service(o) => ObjectKey::of(&**o),
+            Object::EndpointSlice(o) => ObjectKey::of(&**o),
+            Object::BackendPolicy(o) => ObjectKey::of(&**o),
         }
     }
 }
@@ -131,7 +133,7 @@ impl Index {
         self.endpoint_slices
             .range(ObjectKey::new(service.namespace.clone(), String::new())..)
             .take_while(move |(key, _)| key.namespace == service.namespace)
-            .map(|(_, slice)| slice)
+            .map(|(_, slice)| &**slice)
             .filter(move |slice| {
                 slice.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")) == Some(&service.name)
             })

@@ -177,7 +177,7 @@ impl Stores {
     }
 }
 
-fn collect<K>(store: &Guarded<K>, wrap: fn(K) -> Object, index: &mut Index, errors: &mut Vec<SourceError>)
+fn collect<K>(store: &Guarded<K>, wrap: fn(Arc<K>) -> Object, index: &mut Index, errors: &mut Vec<SourceError>)
 where
     K: Resource + Clone,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
@@ -185,7 +185,7 @@ where
     for guarded in store.state() {
         match &guarded.0 {
             Ok(object) => {
-                index.upsert(wrap(object.clone()));
+                index.upsert(wrap(Arc::new(object.clone())));
             }
             Err(invalid) => errors.push(SourceError {
                 file: std::path::PathBuf::from("kubernetes"),

@@ -75,8 +75,8 @@ fn to_object(mut value: Value) -> Result<Object, Rejection> {
 }
 
 /// The typed object, or an error that names the field (`spec.listeners[0].port: ...`).
-fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(value).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<std::sync::Arc<T>, String> {
+    serde_path_to_error::deserialize(value).map(std::sync::Arc::new).map_err(|e| format!("{}: {}", e.path(), e.inner()))
 }
 
 /// Namespaced objects without a namespace land in `default`, as with `kubectl apply`.
