@@ -23,6 +23,29 @@ pub(super) struct BackendRef<'a> {
     pub port: Option<i32>,
 }
 
+/// A rule's backendRefs and a RequestMirror's backendRef are separate generated types with the
+/// same fields.
+macro_rules! backend_ref_from {
+    ($($source:ty),+) => {$(
+        impl<'a> From<&'a $source> for BackendRef<'a> {
+            fn from(b: &'a $source) -> Self {
+                Self {
+                    group: b.group.as_deref(),
+                    kind: b.kind.as_deref(),
+                    name: &b.name,
+                    namespace: b.namespace.as_deref(),
+                    port: b.port,
+                }
+            }
+        }
+    )+};
+}
+
+backend_ref_from!(
+    gateway_api::httproutes::HttpRouteRulesBackendRefs,
+    gateway_api::httproutes::HttpRouteRulesFiltersRequestMirrorBackendRef
+);
+
 /// Why a backendRef did not resolve: the ResolvedRefs reason and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct RefError {

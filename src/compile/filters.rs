@@ -180,14 +180,7 @@ fn mirror(m: &HttpRouteRulesFiltersRequestMirror, cx: &mut FilterContext<'_, '_>
             "requestMirror share {numerator}/{denominator} is not between 0 and 1"
         )));
     }
-    let b = &m.backend_ref;
-    let r = BackendRef {
-        group: b.group.as_deref(),
-        kind: b.kind.as_deref(),
-        name: &b.name,
-        namespace: b.namespace.as_deref(),
-        port: b.port,
-    };
-    let backend = cx.resolver.resolve(cx.route_namespace, r).map_err(FilterError::Ref)?;
+    let backend =
+        cx.resolver.resolve(cx.route_namespace, BackendRef::from(&m.backend_ref)).map_err(FilterError::Ref)?;
     Ok(Filter::Mirror(Mirror { backend, numerator: numerator as u32, denominator: denominator as u32 }))
 }

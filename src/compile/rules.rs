@@ -93,14 +93,7 @@ fn rule(
             .map_err(|e| format!("{field}: {e}"))?;
         filters::check_combination(&backend_filters).map_err(|e| format!("{field}.{e}"))?;
         let filters = convert_filters(&backend_filters, &format!("{field}.filters"), &mut cx, refs)?;
-        let r = BackendRef {
-            group: b.group.as_deref(),
-            kind: b.kind.as_deref(),
-            name: &b.name,
-            namespace: b.namespace.as_deref(),
-            port: b.port,
-        };
-        let target = match cx.resolver.resolve(namespace, r) {
+        let target = match cx.resolver.resolve(namespace, BackendRef::from(b)) {
             Ok(backend) => BackendTarget::Resolved(backend),
             Err(error) => {
                 let message = error.message.clone();
