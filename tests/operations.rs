@@ -297,13 +297,21 @@ fn two_gateways_share_a_port_on_their_own_addresses_and_a_clash_is_reported() {
 
 #[test]
 fn sigterm_finishes_requests_in_flight_then_exits_zero() {
-    let mut s = setup(&route("r", "/", "a"), &["--drain-timeout", "10s"]);
+    // Two workers and two connections: connections are dealt round-robin, so each worker has
+    // a request in flight, and each drains its own.
+    let mut s = setup(&route("r", "/", "a"), &["--drain-timeout", "10s", "--workers", "2"]);
     let url = s.gateway.url(s.port, "/?delay_ms=1500");
-    let in_flight = std::thread::spawn(move || http_get(&url));
+    let in_flight: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || http_get(&url))
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
     let status = s.gateway.process.terminate(Duration::from_secs(10));
-    let reply = in_flight.join().unwrap();
-    assert_eq!(reply.status, 200, "the request in flight finished");
+    for request in in_flight {
+        assert_eq!(request.join().unwrap().status, 200, "every request in flight finished");
+    }
     assert!(status.success(), "exit status {status}");
     assert!(std::net::TcpStream::connect(s.address()).is_err(), "no longer accepting");
 }

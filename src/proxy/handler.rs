@@ -250,6 +250,8 @@ fn choose_backend(rule: &Rule) -> Option<&WeightedBackend> {
 }
 
 fn add_forwarding_headers(headers: &mut http::HeaderMap, connection: &Connection, host: &str) {
+    // hyper sizes the map for the headers it parsed: one growth for the four added here.
+    headers.reserve(4);
     let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(earlier) => HeaderValue::try_from(format!("{earlier}, {}", connection.peer.ip())).ok(),
         None => Some(connection.peer_ip.clone()),

@@ -51,14 +51,18 @@ pub struct Checkout {
     pub reused: bool,
 }
 
+/// Keyed by endpoint address, with a fast hash: the keys come from the route table, never from
+/// a client, so SipHash's protection against chosen keys buys nothing on this per-request path.
+type ByEndpoint<V> = HashMap<SocketAddr, V, foldhash::fast::RandomState>;
+
 struct Idle {
     sender: http1::SendRequest<ProxyBody>,
     since: Instant,
 }
 
 pub struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
-    multiplexed: Mutex<HashMap<SocketAddr, http2::SendRequest<ProxyBody>>>,
+    idle: Mutex<ByEndpoint<Vec<Idle>>>,
+    multiplexed: Mutex<ByEndpoint<http2::SendRequest<ProxyBody>>>,
     connect_timeout: Duration,
 }
 
@@ -78,7 +82,9 @@ impl Pool {
         };
         match reused {
             Some(sender) => Ok(Checkout { sender, reused: true }),
-            None => Ok(Checkout { sender: self.connect(address, protocol).await?, reused: false }),
+            // Boxed: connecting is rare, and its future is large; inline, it would make every
+            // request's future larger, and futures are moved as they are started.
+            None => Ok(Checkout { sender: Box::pin(self.connect(address, protocol)).await?, reused: false }),
         }
     }
 

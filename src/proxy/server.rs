@@ -10,7 +10,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -48,8 +47,6 @@ pub struct DataPlaneOptions {
 pub struct DataPlane {
     tables: Arc<ArcSwap<RouteTable>>,
     workers: Arc<Workers>,
-    /// Taken out at shutdown; connections accepted before that are drained.
-    graceful: Arc<Mutex<Option<GracefulShutdown>>>,
     sockets: Mutex<HashMap<SocketAddr, watch::Sender<bool>>>,
     bind_errors: Mutex<BTreeMap<SocketAddr, String>>,
 }
@@ -75,13 +72,7 @@ impl DataPlane {
         };
         let workers = Arc::new(Workers::start(options.workers, &config)?);
         tracing::info!(workers = workers.count(), "data plane started");
-        Ok(Self {
-            tables,
-            workers,
-            graceful: Arc::new(Mutex::new(Some(GracefulShutdown::new()))),
-            sockets: Mutex::default(),
-            bind_errors: Mutex::default(),
-        })
+        Ok(Self { tables, workers, sockets: Mutex::default(), bind_errors: Mutex::default() })
     }
 
     /// The table requests are served from now.
@@ -132,7 +123,7 @@ impl DataPlane {
     }
 
     fn accept_context(&self, socket: SocketAddr) -> AcceptContext {
-        AcceptContext { socket, workers: Arc::clone(&self.workers), graceful: Arc::clone(&self.graceful) }
+        AcceptContext { socket, workers: Arc::clone(&self.workers) }
     }
 
     /// Stops accepting, lets open connections finish their requests for at most `drain`.
@@ -140,11 +131,8 @@ impl DataPlane {
         for (_, stop) in self.sockets.lock().unwrap_or_else(|e| e.into_inner()).drain() {
             let _ = stop.send(true);
         }
-        let Some(graceful) = self.graceful.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            return;
-        };
-        tracing::info!(open_connections = graceful.count(), "draining");
-        if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::info!(open_connections = METRICS.active_connections.get(), "draining");
+        if tokio::time::timeout(drain, self.workers.drain()).await.is_err() {
             tracing::warn!(?drain, "drain timeout reached; closing the remaining connections");
         }
     }
@@ -153,7 +141,6 @@ impl DataPlane {
 struct AcceptContext {
     socket: SocketAddr,
     workers: Arc<Workers>,
-    graceful: Arc<Mutex<Option<GracefulShutdown>>>,
 }
 
 /// Accepts on one table socket and hands each connection to a worker.
@@ -172,12 +159,8 @@ async fn accept_loop(ctx: AcceptContext, listener: TcpListener, mut stopped: wat
             _ = stopped.changed() => return,
         };
         let _ = stream.set_nodelay(true);
-        let watcher = ctx.graceful.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(GracefulShutdown::watcher);
-        let Some(watcher) = watcher else {
-            return; // shutting down
-        };
         match stream.into_std() {
-            Ok(stream) => ctx.workers.dispatch(Accepted { stream, peer, socket: ctx.socket, watcher }),
+            Ok(stream) => ctx.workers.dispatch(Accepted { stream, peer, socket: ctx.socket }),
             Err(error) => tracing::warn!(%peer, %error, "cannot hand an accepted connection to a worker"),
         }
     }

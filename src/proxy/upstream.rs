@@ -114,7 +114,7 @@ impl Upstream {
         };
         match self.send_on(address, checkout, request).await {
             Ok(response) => Attempt::Response(response),
-            Err((error, Some(unsent))) => match self.pool.connect(address, protocol).await {
+            Err((error, Some(unsent))) => match Box::pin(self.pool.connect(address, protocol)).await {
                 Ok(sender) => {
                     tracing::debug!(%address, %error, "pooled connection was closed; sending on a new one");
                     let fresh = Checkout { sender, reused: false };

@@ -12,8 +12,8 @@ use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
-use tokio::sync::mpsc;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Limits;
 use super::handler::{self, Connection, Shared};
@@ -27,8 +27,13 @@ pub struct Accepted {
     pub peer: SocketAddr,
     /// The table's socket address it was accepted on.
     pub socket: SocketAddr,
-    /// Holds graceful shutdown back until the connection has finished.
-    pub watcher: Watcher,
+}
+
+/// What a worker is told.
+enum Message {
+    Serve(Accepted),
+    /// Stop taking connections, finish the open ones, then say so.
+    Drain(oneshot::Sender<()>),
 }
 
 /// What each worker builds its own copy of.
@@ -42,7 +47,7 @@ pub struct WorkerConfig {
 
 /// The worker threads, fed round-robin.
 pub struct Workers {
-    inboxes: Vec<mpsc::UnboundedSender<Accepted>>,
+    inboxes: Vec<mpsc::UnboundedSender<Message>>,
     next: AtomicUsize,
 }
 
@@ -51,12 +56,12 @@ impl Workers {
     pub fn start(count: usize, config: &WorkerConfig) -> std::io::Result<Self> {
         let mut inboxes = Vec::with_capacity(count.max(1));
         for index in 0..count.max(1) {
-            let (inbox, accepted) = mpsc::unbounded_channel();
+            let (inbox, inbox_rx) = mpsc::unbounded_channel();
             let config = config.clone();
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             std::thread::Builder::new()
                 .name(format!("gantry-worker-{index}"))
-                .spawn(move || runtime.block_on(serve_accepted(config, accepted)))?;
+                .spawn(move || runtime.block_on(serve_accepted(config, inbox_rx)))?;
             inboxes.push(inbox);
         }
         Ok(Self { inboxes, next: AtomicUsize::new(0) })
@@ -69,21 +74,55 @@ impl Workers {
     /// Hands a connection to the next worker.
     pub fn dispatch(&self, accepted: Accepted) {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.inboxes.len();
-        if self.inboxes[index].send(accepted).is_err() {
+        if self.inboxes[index].send(Message::Serve(accepted)).is_err() {
             // Only if the worker's thread is gone; the connection is dropped (closed).
             tracing::error!(worker = index, "data-plane worker stopped; connection closed");
+        }
+    }
+
+    /// Has every worker stop taking connections and finish its open ones; returns once all
+    /// have. Connections handed over later are closed.
+    pub async fn drain(&self) {
+        let mut drained = Vec::with_capacity(self.inboxes.len());
+        for inbox in &self.inboxes {
+            let (done, finished) = oneshot::channel();
+            if inbox.send(Message::Drain(done)).is_ok() {
+                drained.push(finished);
+            }
+        }
+        for finished in drained {
+            // An error only means that the worker is gone, and its connections with it.
+            let _ = finished.await;
         }
     }
 }
 
 /// A worker's loop: serves every connection it is handed until the data plane is dropped.
-async fn serve_accepted(config: WorkerConfig, mut accepted: mpsc::UnboundedReceiver<Accepted>) {
+/// Graceful shutdown is per worker: every poll of a connection checks it, and a shared one
+/// would put a lock taken by every thread on the path of every request.
+async fn serve_accepted(config: WorkerConfig, mut inbox: mpsc::UnboundedReceiver<Message>) {
     let shared = Arc::new(Shared {
         tables: config.tables,
         upstream: Upstream::start(config.connect_timeout),
         limits: config.limits,
     });
-    while let Some(Accepted { stream, peer, socket, watcher }) = accepted.recv().await {
+    let mut graceful = Some(GracefulShutdown::new());
+    while let Some(message) = inbox.recv().await {
+        let accepted = match message {
+            Message::Serve(accepted) => accepted,
+            Message::Drain(done) => {
+                if let Some(open) = graceful.take() {
+                    tokio::spawn(async move {
+                        open.shutdown().await;
+                        let _ = done.send(());
+                    });
+                }
+                continue;
+            }
+        };
+        // Once draining, a connection handed over late is dropped, which closes it.
+        let Some(open) = &graceful else { continue };
+        let Accepted { stream, peer, socket } = accepted;
         let stream = match tokio::net::TcpStream::from_std(stream) {
             Ok(stream) => stream,
             Err(error) => {
@@ -99,7 +138,7 @@ async fn serve_accepted(config: WorkerConfig, mut accepted: mpsc::UnboundedRecei
             async move { Ok::<_, std::convert::Infallible>(handler::handle(shared, connection, request).await) }
         });
         let serving =
-            watcher.watch(config.http.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
+            open.watch(config.http.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
         tokio::spawn(async move {
             METRICS.active_connections.inc();
             if let Err(error) = serving.await {
