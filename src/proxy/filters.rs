@@ -92,19 +92,22 @@ pub fn redirect(target: &Target, redirect: &Redirect) -> Result<Response<ProxyBo
     Ok(response)
 }
 
-/// Writes the target's host and path back into the request.
+/// Writes the target's host and path back into the request. The URI is rebuilt only when
+/// normalisation or a rewrite changed the path or query: most requests pass as they came.
 pub fn apply_target(
     uri: &mut Uri,
     headers: &mut HeaderMap,
     target: &Target,
     host_changed: bool,
 ) -> Result<(), ProxyError> {
-    let mut path_and_query = target.path.clone();
-    if let Some(q) = &target.query {
-        path_and_query.push('?');
-        path_and_query.push_str(q);
+    if uri.path() != target.path || uri.query() != target.query.as_deref() {
+        let mut path_and_query = target.path.clone();
+        if let Some(q) = &target.query {
+            path_and_query.push('?');
+            path_and_query.push_str(q);
+        }
+        *uri = Uri::try_from(path_and_query).map_err(|e| ProxyError::Rewrite(e.to_string()))?;
     }
-    *uri = Uri::try_from(path_and_query).map_err(|e| ProxyError::Rewrite(e.to_string()))?;
     if host_changed {
         let host = HeaderValue::try_from(target.host.as_str()).map_err(|e| ProxyError::Rewrite(e.to_string()))?;
         headers.insert(HOST, host);
@@ -178,6 +181,22 @@ mod tests {
         };
         let resp = redirect(&target("/old", None), &r).unwrap();
         assert_eq!(resp.headers()[LOCATION], "http://example.com:9000/new?a=1");
+    }
+
+    #[test]
+    fn the_target_path_and_query_replace_the_uri_only_when_they_changed() {
+        let mut headers = HeaderMap::new();
+        let mut uri: Uri = "/a/b?a=1".parse().unwrap();
+        let before = uri.path_and_query().unwrap().as_str().as_ptr();
+        apply_target(&mut uri, &mut headers, &target("/a/b", None), false).unwrap();
+        assert_eq!(uri.path_and_query().unwrap().as_str().as_ptr(), before, "unchanged: the same bytes are kept");
+        let mut uri: Uri = "/a/./b?a=1".parse().unwrap();
+        apply_target(&mut uri, &mut headers, &target("/a/b", None), false).unwrap();
+        assert_eq!(uri, "/a/b?a=1");
+        let mut uri: Uri = "http://example.com/a/b".parse().unwrap();
+        apply_target(&mut uri, &mut headers, &target("/a/b", None), true).unwrap();
+        assert_eq!(uri.path_and_query().unwrap(), "/a/b?a=1", "the target's query is the one forwarded");
+        assert_eq!(headers[http::header::HOST], "example.com");
     }
 
     #[test]

@@ -86,10 +86,10 @@ fn error_response(error: &ProxyError, route: Option<&str>) -> Response<ProxyBody
 /// (RFC 9112 section 3.2.2), else from the Host header.
 fn request_host<B>(request: &Request<B>) -> Result<String, ProxyError> {
     let raw = match request.uri().authority() {
-        Some(authority) => authority.host().to_string(),
+        Some(authority) => authority.host(),
         None => {
             let host = request.headers().get(HOST).and_then(|h| h.to_str().ok()).ok_or(ProxyError::MissingHost)?;
-            strip_port(host).to_string()
+            strip_port(host)
         }
     };
     if raw.is_empty() {
@@ -249,26 +249,38 @@ fn choose_backend(rule: &Rule) -> Option<&WeightedBackend> {
     }
 }
 
+/// Adds `X-Forwarded-For` (appended to), `-Proto`, `-Host` and, when the client sent none,
+/// `X-Request-Id`. One map lookup per header: this runs on every request.
 fn add_forwarding_headers(headers: &mut http::HeaderMap, connection: &Connection, host: &str) {
+    use http::header::Entry;
     // hyper sizes the map for the headers it parsed: one growth for the four added here.
     headers.reserve(4);
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => HeaderValue::try_from(format!("{earlier}, {}", connection.peer.ip())).ok(),
-        None => Some(connection.peer_ip.clone()),
+    // The Host header usually is the host already (lower case, no port): share its bytes.
+    let forwarded_host = match headers.get(HOST) {
+        Some(value) if value.as_bytes() == host.as_bytes() => Some(value.clone()),
+        _ => HeaderValue::try_from(host).ok(),
     };
-    if let Some(value) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
-    }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    if let Ok(value) = HeaderValue::try_from(host) {
-        headers.insert(X_FORWARDED_HOST.clone(), value);
-    }
-    if !headers.contains_key(&X_REQUEST_ID) {
-        let id = uuid::Uuid::new_v4();
-        let mut buffer = uuid::Uuid::encode_buffer();
-        if let Ok(value) = HeaderValue::from_str(id.hyphenated().encode_lower(&mut buffer)) {
-            headers.insert(X_REQUEST_ID.clone(), value);
+    match headers.entry(&X_FORWARDED_FOR) {
+        Entry::Vacant(entry) => {
+            entry.insert(connection.peer_ip.clone());
         }
+        Entry::Occupied(mut entry) => {
+            // Several X-Forwarded-For fields are one list (RFC 9110 section 5.3): keep them all.
+            let mut chain: Vec<&[u8]> = entry.iter().map(HeaderValue::as_bytes).collect();
+            chain.push(connection.peer_ip.as_bytes());
+            if let Ok(value) = HeaderValue::from_bytes(&chain.join(&b", "[..])) {
+                entry.insert(value);
+            }
+        }
+    }
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if let Some(value) = forwarded_host {
+        headers.insert(&X_FORWARDED_HOST, value);
+    }
+    if let Entry::Vacant(entry) = headers.entry(&X_REQUEST_ID) {
+        let mut buffer = uuid::Uuid::encode_buffer();
+        let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+        entry.insert(HeaderValue::from_str(id).expect("a UUID is a valid header value"));
     }
 }
 
@@ -285,6 +297,29 @@ mod tests {
         assert_eq!(request_host(&request).unwrap(), "site.example");
         let request = Request::builder().uri("/x").body(()).unwrap();
         assert!(matches!(request_host(&request), Err(ProxyError::MissingHost)));
+    }
+
+    #[test]
+    fn forwarding_headers_name_the_client_and_the_host_it_asked_for() {
+        let connection = Connection::new("127.0.0.1:80".parse().unwrap(), "192.0.2.7:5000".parse().unwrap());
+        let mut headers = http::HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("Site.Example:8080"));
+        add_forwarding_headers(&mut headers, &connection, "site.example");
+        assert_eq!(headers[&X_FORWARDED_HOST], "site.example");
+        assert_eq!(headers[&X_FORWARDED_FOR], "192.0.2.7");
+        assert_eq!(headers[&X_FORWARDED_PROTO], "http");
+        assert_eq!(headers[&X_REQUEST_ID].len(), 36);
+
+        let mut headers = http::HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("site.example"));
+        headers.append(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.1"));
+        headers.append(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.2"));
+        headers.insert(&X_REQUEST_ID, HeaderValue::from_static("mine"));
+        add_forwarding_headers(&mut headers, &connection, "site.example");
+        assert_eq!(headers[&X_FORWARDED_HOST], "site.example");
+        let forwarded_for: Vec<_> = headers.get_all(&X_FORWARDED_FOR).iter().collect();
+        assert_eq!(forwarded_for, ["203.0.113.1, 203.0.113.2, 192.0.2.7"], "one list: every address sent, then the client");
+        assert_eq!(headers[&X_REQUEST_ID], "mine");
     }
 
     #[test]
