@@ -318,7 +318,11 @@ mod tests {
         add_forwarding_headers(&mut headers, &connection, "site.example");
         assert_eq!(headers[&X_FORWARDED_HOST], "site.example");
         let forwarded_for: Vec<_> = headers.get_all(&X_FORWARDED_FOR).iter().collect();
-        assert_eq!(forwarded_for, ["203.0.113.1, 203.0.113.2, 192.0.2.7"], "one list: every address sent, then the client");
+        assert_eq!(
+            forwarded_for,
+            ["203.0.113.1, 203.0.113.2, 192.0.2.7"],
+            "one list: every address sent, then the client"
+        );
         assert_eq!(headers[&X_REQUEST_ID], "mine");
     }
 
