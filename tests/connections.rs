@@ -36,6 +36,18 @@ impl Client {
     /// Sends a GET and returns the status code.
     fn get(&mut self, path: &str) -> u16 {
         write!(self.0.get_mut(), "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+        self.read_response().0
+    }
+
+    /// Sends a POST with `body` and returns the status code and the response body's length.
+    fn post(&mut self, path: &str, body: &[u8]) -> (u16, usize) {
+        let stream = self.0.get_mut();
+        write!(stream, "POST {path} HTTP/1.1\r\nHost: test\r\ncontent-length: {}\r\n\r\n", body.len()).unwrap();
+        stream.write_all(body).unwrap();
+        self.read_response()
+    }
+
+    fn read_response(&mut self) -> (u16, usize) {
         let mut status_line = String::new();
         self.0.read_line(&mut status_line).unwrap();
         let mut length = 0;
@@ -53,7 +65,7 @@ impl Client {
         }
         let mut body = vec![0; length];
         self.0.read_exact(&mut body).unwrap();
-        status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line")
+        (status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line"), length)
     }
 }
 
@@ -113,4 +125,55 @@ fn an_endpoint_that_closes_kept_alive_connections_fails_no_request() {
         }
     }
     assert!(upstream_connections(&gateway) >= 40.0, "each request needed a new connection");
+}
+
+/// Bodies far larger than any buffer, both ways, on one kept-alive upstream connection: the
+/// request body streams up, the response body streams down, and once it has been read to the
+/// end the connection goes back to the pool and carries the next exchange.
+#[test]
+fn large_bodies_stream_both_ways_and_the_connection_is_reused() {
+    const RESPONSE_EXTRA: usize = 3 << 20;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap();
+    // Answers each request with a body of the request's length plus 3 MiB, and keeps the
+    // connection open for the next one.
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut length = 0;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).map_or(true, |n| n == 0) {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let answer = length + RESPONSE_EXTRA;
+                    let stream = reader.get_mut();
+                    write!(stream, "HTTP/1.1 200 OK\r\ncontent-length: {answer}\r\n\r\n").unwrap();
+                    stream.write_all(&vec![b'x'; answer]).unwrap();
+                }
+            });
+        }
+    });
+    let (gateway, address) = gateway_to(backend, &["--workers", "1"]);
+    let mut client = Client::connect(address);
+    for i in 0..3 {
+        let sent = (i + 1) << 20;
+        assert_eq!(client.post("/", &vec![b'y'; sent]), (200, sent + RESPONSE_EXTRA), "exchange {i}");
+    }
+    assert_eq!(client.get("/"), 200);
+    assert_eq!(upstream_connections(&gateway), 1.0, "every exchange on the one upstream connection");
 }
