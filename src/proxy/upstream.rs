@@ -146,20 +146,24 @@ impl Upstream {
                         .then(|| CheckIn::new(Arc::clone(&self.pool), address, sender));
                     Ok(response.map(|body| UpstreamBody::new(body, check_in)))
                 }
-                Err(mut error) => {
-                    let unsent = if reused { error.take_message() } else { None };
-                    Err((error.into_error(), unsent))
-                }
+                Err(error) => Err(handed_back(error, reused)),
             },
             Sender::Http2(mut sender) => match sender.try_send_request(request).await {
                 Ok(response) => Ok(response.map(|body| UpstreamBody::new(body, None))),
-                Err(mut error) => {
-                    let unsent = if reused { error.take_message() } else { None };
-                    Err((error.into_error(), unsent))
-                }
+                Err(error) => Err(handed_back(error, reused)),
             },
         }
     }
+}
+
+/// The error of a send, and the request when it is safe to send again: only a reused
+/// connection that turned it away unwritten hands it back.
+fn handed_back(
+    mut error: hyper::client::conn::TrySendError<Request<ProxyBody>>,
+    reused: bool,
+) -> (hyper::Error, Option<Request<ProxyBody>>) {
+    let unsent = if reused { error.take_message() } else { None };
+    (error.into_error(), unsent)
 }
 
 fn select(backend: &Backend, info: &RequestInfo<'_>, exclude: Option<usize>) -> Result<Selection, ProxyError> {
