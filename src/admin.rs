@@ -1,48 +1,82 @@
 //! The admin endpoint: `/metrics`, `/healthz`, `/readyz` and `/config`. Kept off the data
-//! plane's sockets (loopback by default) since `/config` shows the whole configuration.
+//! plane's sockets (loopback by default). `/config` shows the whole configuration, so it
+//! answers only peers on loopback (a shell in the Pod, `kubectl port-forward`) unless
+//! `--expose-config` says otherwise, even when the admin address is open for Prometheus and
+//! the kubelet's probes. The endpoint bounds what its clients can hold: header and connection
+//! deadlines and a connection limit, and it backs off when accepting fails.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::metrics::METRICS;
 use crate::runtime::Runtime;
+
+/// Time a client has to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest life of one admin connection (a scraper reconnects).
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Admin connections open at once; more wait in the listen queue.
+const MAX_CONNECTIONS: usize = 64;
+/// Pause after a failed accept (out of file descriptors, say) instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Binds the admin address; the caller learns at once when it is taken.
 pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(address).await
 }
 
-pub async fn serve(listener: TcpListener, runtime: Arc<Runtime>) {
-    let http = auto::Builder::new(TokioExecutor::new());
+pub async fn serve(listener: TcpListener, runtime: Arc<Runtime>, expose_config: bool) {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    http.http2().timer(TokioTimer::new());
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+        let (stream, peer) = match listener.accept().await {
+            Ok(pair) => pair,
+            Err(error) => {
+                tracing::warn!(%error, "admin endpoint: accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let show_config = expose_config || peer.ip().to_canonical().is_loopback();
         let runtime = Arc::clone(&runtime);
         let http = http.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let runtime = Arc::clone(&runtime);
-                async move { Ok::<_, std::convert::Infallible>(route(&runtime, &request)) }
+                async move { Ok::<_, std::convert::Infallible>(route(&runtime, &request, show_config)) }
             });
-            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+            drop(slot);
         });
     }
 }
 
-fn route(runtime: &Runtime, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn route(runtime: &Runtime, request: &Request<Incoming>, show_config: bool) -> Response<Full<Bytes>> {
     match request.uri().path() {
         "/metrics" => reply(StatusCode::OK, "text/plain; version=0.0.4", METRICS.render()),
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
         "/readyz" if runtime.is_ready() => reply(StatusCode::OK, "text/plain", "ready\n".into()),
         "/readyz" => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "no route table loaded yet\n".into()),
+        "/config" if !show_config => reply(
+            StatusCode::FORBIDDEN,
+            "text/plain",
+            "/config answers only on loopback (or with --expose-config)\n".into(),
+        ),
         "/config" => {
             let table = runtime.data_plane.table();
             let report = runtime.report();
