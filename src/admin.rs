@@ -13,16 +13,17 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::metrics::METRICS;
 use crate::runtime::Runtime;
 
-/// Time a client has to send a request's headers.
+/// Time a client has to send a request's headers (HTTP/1.1 only, so that hyper's header timer
+/// runs from the first moment of a connection).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest life of one admin connection (a scraper reconnects).
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,9 +38,8 @@ pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 pub async fn serve(listener: TcpListener, runtime: Arc<Runtime>, expose_config: bool) {
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
-    http.http2().timer(TokioTimer::new());
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
@@ -51,7 +51,7 @@ pub async fn serve(listener: TcpListener, runtime: Arc<Runtime>, expose_config: 
                 continue;
             }
         };
-        let show_config = expose_config || peer.ip().to_canonical().is_loopback();
+        let show_config = config_allowed(peer, expose_config);
         let runtime = Arc::clone(&runtime);
         let http = http.clone();
         tokio::spawn(async move {
@@ -64,6 +64,11 @@ pub async fn serve(listener: TcpListener, runtime: Arc<Runtime>, expose_config: 
             drop(slot);
         });
     }
+}
+
+/// Whether `/config` answers this peer.
+fn config_allowed(peer: SocketAddr, expose_config: bool) -> bool {
+    expose_config || peer.ip().to_canonical().is_loopback()
 }
 
 fn route(runtime: &Runtime, request: &Request<Incoming>, show_config: bool) -> Response<Full<Bytes>> {
@@ -95,4 +100,20 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_answers_loopback_peers_unless_exposed() {
+        for peer in ["127.0.0.1:5000", "[::1]:5000", "[::ffff:127.0.0.1]:5000"] {
+            assert!(config_allowed(peer.parse().unwrap(), false), "{peer}");
+        }
+        for peer in ["10.244.0.7:5000", "[2001:db8::1]:5000", "[::ffff:10.0.0.1]:5000"] {
+            assert!(!config_allowed(peer.parse().unwrap(), false), "{peer}");
+            assert!(config_allowed(peer.parse().unwrap(), true), "{peer} with --expose-config");
+        }
+    }
 }

@@ -343,6 +343,10 @@ fn admin_endpoint_serves_health_readiness_config_and_metrics() {
     }
     let config = s.gateway.config();
     assert_eq!(config["table"]["sockets"][0]["address"], format!("127.0.0.1:{}", s.port));
+    // A client that connects and says nothing is not kept (5 s header timeout).
+    let started = Instant::now();
+    assert_eq!(raw(admin, b"", Duration::from_secs(15)), "");
+    assert!(started.elapsed() < Duration::from_secs(8), "held for {:?}", started.elapsed());
 }
 
 #[test]

@@ -222,8 +222,9 @@ pin_project_lite::pin_project! {
 
 impl<F> Supervised<F> {
     pub fn new(inner: F, state: Arc<ConnState>, timeouts: Timeouts) -> Self {
-        // The first look is at the earliest deadline a new connection can have.
-        let first = now_ms().saturating_add(timeouts.header.as_millis() as u64);
+        // The first look is at the earliest deadline a connection can have (the header
+        // deadline, or a stall of its first response).
+        let first = now_ms().saturating_add(timeouts.header.min(timeouts.send).as_millis() as u64);
         Self {
             inner,
             timer: tokio::time::sleep_until(instant_of(first)),
