@@ -745,3 +745,31 @@ async fn a_tunnel_that_stays_open_is_cut_at_the_drain_timeout() {
     assert!(status.success(), "{status}");
     assert!((Duration::from_millis(1500)..Duration::from_secs(6)).contains(&waited), "exited after {waited:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Configuration input
+
+#[test]
+fn deeply_nested_yaml_is_refused_at_once_and_the_last_good_table_serves() {
+    let s = edge("", &[]);
+    for deep in [
+        format!("{}{}\n", "[".repeat(60_000), "]".repeat(60_000)),
+        format!("a: {}1{}\n", "{a: ".repeat(30_000), "}".repeat(30_000)),
+    ] {
+        let generation = s.gateway.generation();
+        let deep_file = s.gateway.config_file().with_file_name("deep.yaml");
+        let written = Instant::now();
+        std::fs::write(&deep_file, &deep).unwrap();
+        s.gateway.wait_generation_after(generation);
+        let took = written.elapsed();
+        let report = s.gateway.config()["report"]["source_errors"].to_string();
+        assert!(report.contains("deep.yaml") && report.contains("document 1"), "{report}");
+        // The reload itself waits for the file watcher's debounce; the rejection adds little.
+        assert!(took < Duration::from_secs(2), "rejected after {took:?}");
+        assert_eq!(s.exchange(&get(b"/public", "x")).status, 200, "the last good table serves");
+        std::fs::remove_file(&deep_file).unwrap();
+        wait_for("the rejected file to be forgotten", Duration::from_secs(5), || {
+            s.gateway.config()["report"]["source_errors"].as_array().is_some_and(Vec::is_empty).then_some(())
+        });
+    }
+}
