@@ -1,7 +1,8 @@
 // Command kubelet is the test environment's process kubelet: it registers a Node,
-// runs each Pod bound to it whose image is Gantry's as a local process in the Pod's
-// own network namespace, and reports status through the real API. It stands in for a
-// container runtime and a real kubelet, which the test machines do not have.
+// runs each Pod bound to it whose image it knows (Gantry's, the Gateway API conformance
+// echo server; images.go) as a local process in the Pod's own network namespace, and
+// reports status through the real API. It stands in for a container runtime and a real
+// kubelet, which the test machines do not have.
 package main
 
 import (
@@ -36,26 +37,27 @@ import (
 const version = "v1.36.3-gantry-process-kubelet"
 
 type kubelet struct {
-	cs         kubernetes.Interface
-	nodeName   string
-	nodeIP     string
-	bridge     string
-	podCIDR    string
-	stateDir   string
-	gantryBin  string
-	caFile     string
-	apiHost    string
-	apiPort    string
-	ipBin      string
-	cpu, mem   string
-	maxPods    string
-	startTime  metav1.Time
-	ctx        context.Context
-	ipam       *ipam
-	mu         sync.Mutex
-	pods       map[types.UID]*podRun
-	readySince metav1.Time
-	recorder   record.EventRecorder
+	cs           kubernetes.Interface
+	nodeName     string
+	nodeIP       string
+	bridge       string
+	podCIDR      string
+	stateDir     string
+	gantryBin    string
+	echoBasicBin string // runs echo-basic:* images; empty: they are not runnable
+	caFile       string
+	apiHost      string
+	apiPort      string
+	ipBin        string
+	cpu, mem     string
+	maxPods      string
+	startTime    metav1.Time
+	ctx          context.Context
+	ipam         *ipam
+	mu           sync.Mutex
+	pods         map[types.UID]*podRun
+	readySince   metav1.Time
+	recorder     record.EventRecorder
 }
 
 func main() {
@@ -67,6 +69,7 @@ func main() {
 	flag.StringVar(&k.podCIDR, "pod-cidr", "10.244.0.0/24", "Pod address range; the node IP is its gateway")
 	flag.StringVar(&k.stateDir, "state-dir", "", "folder for Pod files and logs")
 	flag.StringVar(&k.gantryBin, "gantry-bin", os.Getenv("GANTRY_BIN"), "program run for gantry:* images")
+	flag.StringVar(&k.echoBasicBin, "echo-basic-bin", "", "program run for echo-basic:* images (the Gateway API conformance echo server)")
 	flag.StringVar(&k.caFile, "ca-file", "", "cluster CA (ca.crt in Pods; verifies log clients)")
 	flag.StringVar(&k.apiHost, "apiserver-host", "10.244.0.1", "KUBERNETES_SERVICE_HOST given to Pods")
 	flag.StringVar(&k.apiPort, "apiserver-port", "6443", "KUBERNETES_SERVICE_PORT given to Pods")
@@ -138,7 +141,8 @@ func main() {
 		},
 	})
 	factory.Start(ctx.Done())
-	log.Printf("process kubelet %s: node %s at %s, gantry binary %s", version, k.nodeName, k.nodeIP, k.gantryBin)
+	log.Printf("process kubelet %s: node %s at %s, gantry binary %s, echo-basic binary %q",
+		version, k.nodeName, k.nodeIP, k.gantryBin, k.echoBasicBin)
 
 	<-sigs
 	log.Printf("stopping: terminating all pods")
