@@ -59,6 +59,7 @@ type ctr struct {
 	init      bool
 	program   string
 	logPath   string
+	log       *logFile // opened when the container first starts
 	proc      *os.Process
 	exited    chan struct{}
 	running   bool
@@ -281,6 +282,42 @@ func (r *podRun) currentPod() *corev1.Pod {
 	return r.pod.DeepCopy()
 }
 
+// container is the init or app container of that name, or nil.
+func (r *podRun) container(name string) *ctr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range append(append([]*ctr{}, r.initCtrs...), r.ctrs...) {
+		if c.spec.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// waitingReason is why a container that never started waits.
+func (r *podRun) waitingReason(c *ctr) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c.waiting != nil {
+		return c.waiting.Reason
+	}
+	return "ContainerCreating"
+}
+
+// containerLog is the container's log file, opened on first use.
+func (r *podRun) containerLog(c *ctr) (*logFile, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c.log == nil {
+		lf, err := openLogFile(c.logPath)
+		if err != nil {
+			return nil, err
+		}
+		c.log = lf
+	}
+	return c.log, nil
+}
+
 func (r *podRun) setMessage(reason, msg string) {
 	r.mu.Lock()
 	r.reason, r.message = reason, msg
@@ -330,6 +367,13 @@ func (r *podRun) finish() {
 	}
 	wg.Wait()
 	r.wg.Wait()
+	r.mu.Lock()
+	for _, c := range all {
+		if c.log != nil {
+			c.log.close()
+		}
+	}
+	r.mu.Unlock()
 	if del {
 		r.k.deletePodObject(r.currentPod())
 	}
@@ -505,13 +549,12 @@ func (r *podRun) startAndWait(c *ctr) (*corev1.ContainerStateTerminated, error) 
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	lf, err := r.containerLog(c)
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	drained, err := startLogged(cmd, lf)
+	if err != nil {
 		return nil, err
 	}
 	pidFile := filepath.Join(r.dir, c.spec.Name+".pid")
@@ -525,7 +568,8 @@ func (r *podRun) startAndWait(c *ctr) (*corev1.ContainerStateTerminated, error) 
 	r.signal()
 	r.event(corev1.EventTypeNormal, "Started", fmt.Sprintf("Started container %s: %s (pid %d)", c.spec.Name, strings.Join(argv, " "), cmd.Process.Pid))
 
-	err = cmd.Wait()
+	_ = cmd.Wait() // the exit status is read from ProcessState below
+	drained()      // its last lines are in the log before it is reported terminated
 	st := &corev1.ContainerStateTerminated{ContainerID: c.id, FinishedAt: nowSec(), StartedAt: c.startedAt}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		st.ExitCode = 128 + int32(ws.Signal())
@@ -539,7 +583,6 @@ func (r *podRun) startAndWait(c *ctr) (*corev1.ContainerStateTerminated, error) 
 			st.Reason = "Error"
 		}
 	}
-	_ = err
 	_ = os.Remove(pidFile)
 	r.mu.Lock()
 	c.running, c.ready = false, false

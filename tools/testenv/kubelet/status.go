@@ -204,7 +204,9 @@ func (r *podRun) probe(c *ctr) {
 			if err := runProbe(lp, ip, &c.spec); err == nil {
 				liveFail = 0
 			} else if liveFail++; liveFail >= int(max32(lp.FailureThreshold, 3)) {
-				fmt.Fprintf(logWriter(c), "[process kubelet] liveness probe failed: %v; restarting\n", err)
+				if lf, err2 := r.containerLog(c); err2 == nil {
+					lf.note("liveness probe failed: %v; restarting", err)
+				}
 				r.event(corev1.EventTypeWarning, "Unhealthy", fmt.Sprintf("Liveness probe failed: %v; restarting container %s", err, c.spec.Name))
 				_ = syscall.Kill(-proc.Pid, syscall.SIGKILL)
 				liveFail = 0
