@@ -9,11 +9,13 @@ import (
 	"context"
 	"flag"
 	"log"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -45,19 +47,22 @@ type kubelet struct {
 	stateDir     string
 	gantryBin    string
 	echoBasicBin string // runs echo-basic:* images; empty: they are not runnable
-	caFile       string
-	apiHost      string
-	apiPort      string
-	ipBin        string
-	cpu, mem     string
-	maxPods      string
-	startTime    metav1.Time
-	ctx          context.Context
-	ipam         *ipam
-	mu           sync.Mutex
-	pods         map[types.UID]*podRun
-	readySince   metav1.Time
-	recorder     record.EventRecorder
+	// clusterDNS (--cluster-dns) and clusterDomain make the Pods' resolv.conf (dns.go)
+	clusterDNS    []string
+	clusterDomain string
+	caFile        string
+	apiHost       string
+	apiPort       string
+	ipBin         string
+	cpu, mem      string
+	maxPods       string
+	startTime     metav1.Time
+	ctx           context.Context
+	ipam          *ipam
+	mu            sync.Mutex
+	pods          map[types.UID]*podRun
+	readySince    metav1.Time
+	recorder      record.EventRecorder
 }
 
 func main() {
@@ -76,6 +81,8 @@ func main() {
 	flag.StringVar(&k.cpu, "cpu", "16", "nominal cpu capacity")
 	flag.StringVar(&k.mem, "memory", "32Gi", "nominal memory capacity")
 	flag.StringVar(&k.maxPods, "max-pods", "110", "pod capacity")
+	clusterDNS := flag.String("cluster-dns", "", "comma-separated IPs of the cluster DNS server, the nameserver of ClusterFirst Pods (empty: Pods use the host's resolv.conf)")
+	flag.StringVar(&k.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain, searched by ClusterFirst Pods")
 	tlsCert := flag.String("tls-cert-file", "", "serving certificate for :10250")
 	tlsKey := flag.String("tls-private-key-file", "", "serving key for :10250")
 	port := flag.Int("port", 10250, "kubelet API port")
@@ -85,6 +92,15 @@ func main() {
 	}
 	if k.gantryBin == "" {
 		log.Fatal("--gantry-bin (or GANTRY_BIN) is required")
+	}
+	for _, ip := range strings.Split(*clusterDNS, ",") {
+		if ip = strings.TrimSpace(ip); ip == "" {
+			continue
+		}
+		if net.ParseIP(ip) == nil {
+			log.Fatalf("--cluster-dns: %q is not an IP address", ip)
+		}
+		k.clusterDNS = append(k.clusterDNS, ip)
 	}
 	var err error
 	if k.ipBin, err = exec.LookPath("ip"); err != nil {
@@ -141,8 +157,8 @@ func main() {
 		},
 	})
 	factory.Start(ctx.Done())
-	log.Printf("process kubelet %s: node %s at %s, gantry binary %s, echo-basic binary %q",
-		version, k.nodeName, k.nodeIP, k.gantryBin, k.echoBasicBin)
+	log.Printf("process kubelet %s: node %s at %s, gantry binary %s, echo-basic binary %q, cluster DNS %v (domain %s)",
+		version, k.nodeName, k.nodeIP, k.gantryBin, k.echoBasicBin, k.clusterDNS, k.clusterDomain)
 
 	<-sigs
 	log.Printf("stopping: terminating all pods")

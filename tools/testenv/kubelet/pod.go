@@ -43,6 +43,7 @@ type podRun struct {
 	message    string
 	conds      map[corev1.PodConditionType]corev1.PodCondition
 	vols       map[string]string
+	resolvConf string // the Pod's own resolv.conf, bind-mounted over /etc/resolv.conf; "": the host's
 
 	changed      chan struct{}
 	stopping     chan struct{}
@@ -242,6 +243,16 @@ func (r *podRun) run() {
 		}
 	}
 	go r.refreshVolumes()
+
+	// DNS: a resolv.conf of its own when the Pod's dnsPolicy asks for one.
+	if resolv, err := r.writeResolvConf(r.currentPod()); err != nil {
+		log.Printf("pod %s/%s: resolv.conf: %v", r.namespace, r.name, err)
+		r.event(corev1.EventTypeWarning, "DNSConfigForming", "writing the pod's resolv.conf: "+err.Error())
+	} else {
+		r.mu.Lock()
+		r.resolvConf = resolv
+		r.mu.Unlock()
+	}
 
 	// Init containers, one after another, each to success.
 	for _, c := range r.initCtrs {
