@@ -14,18 +14,20 @@ use crate::table::{HostKey, HostRouter, RouteEntry, RouteList, RouteTable, Socke
 type ListenerRef = (usize, usize);
 
 pub(super) fn table(gateways: &[GatewayModel<'_>], attachments: &[Attachment]) -> RouteTable {
-    let mut sockets: BTreeMap<SocketAddr, Vec<ListenerRef>> = BTreeMap::new();
+    // Listeners on one socket share their port: a socket is bound for one listener port.
+    let mut sockets: BTreeMap<SocketAddr, (u16, Vec<ListenerRef>)> = BTreeMap::new();
     for (gi, gw) in gateways.iter().enumerate() {
         for (li, l) in gw.listeners.iter().enumerate().filter(|(_, l)| gw.serves(l)) {
             for socket in gw.sockets(l) {
-                sockets.entry(socket).or_default().push((gi, li));
+                sockets.entry(socket).or_insert_with(|| (l.port, Vec::new())).1.push((gi, li));
             }
         }
     }
     let sockets = sockets
         .into_iter()
-        .map(|(address, listeners)| Socket {
+        .map(|(address, (listener_port, listeners))| Socket {
             address,
+            listener_port,
             listeners: listeners.iter().map(|&(g, l)| gateways[g].listener_id(&gateways[g].listeners[l])).collect(),
             hosts: host_router(gateways, &listeners, attachments),
         })

@@ -22,6 +22,8 @@ pub mod reasons {
     // Gateway
     pub const LISTENERS_NOT_VALID: &str = "ListenersNotValid";
     pub const UNSUPPORTED_ADDRESS: &str = "UnsupportedAddress";
+    pub const ADDRESS_NOT_USABLE: &str = "AddressNotUsable";
+    pub const ADDRESS_NOT_ASSIGNED: &str = "AddressNotAssigned";
     // Listener
     pub const NO_CONFLICTS: &str = "NoConflicts";
     pub const HOSTNAME_CONFLICT: &str = "HostnameConflict";

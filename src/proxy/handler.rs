@@ -138,7 +138,7 @@ async fn serve<'t>(
         host,
         path,
         query,
-        listener_port: connection.socket.port(),
+        listener_port: socket.listener_port,
         scheme: "http",
         matched_prefix: entry.matches.path.matched_prefix_len(),
     };

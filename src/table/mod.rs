@@ -36,6 +36,9 @@ impl RouteTable {
 #[derive(Debug, Serialize)]
 pub struct Socket {
     pub address: SocketAddr,
+    /// The port clients connect to (the Gateway listeners' port): the socket's own port, or
+    /// the listener port that a Gateway's Service maps onto it. Redirects keep it.
+    pub listener_port: u16,
     /// `namespace/gateway/listener` of every listener this socket carries, for `/config`.
     pub listeners: Vec<String>,
     pub hosts: HostRouter,

@@ -65,7 +65,9 @@ fn https_listener_is_unsupported_protocol_and_not_served() {
     assert_eq!(c.listener_condition("infra/gw", "tls", "Accepted"), cond("False", "UnsupportedProtocol"));
     assert_eq!(c.listener_condition("infra/gw", "tcp", "Accepted"), cond("False", "UnsupportedProtocol"));
     assert_eq!(c.listener_condition("infra/gw", "tls", "Programmed"), cond("False", "Invalid"));
-    assert_eq!(c.gateway_condition("infra/gw", "Accepted"), cond("True", "Accepted"));
+    // Accepted, but saying that some listeners are not (GatewayListenerUnsupportedProtocol).
+    assert_eq!(c.gateway_condition("infra/gw", "Accepted"), cond("True", "ListenersNotValid"));
+    assert_eq!(c.gateway_condition("infra/gw", "Programmed"), cond("True", "Programmed"));
     assert_eq!(c.table.sockets.len(), 1, "only port 80 is bound");
     assert!(c.has_problem("infra/gw", "protocol \"HTTPS\" is not supported"));
 }

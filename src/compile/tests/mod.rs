@@ -3,6 +3,7 @@
 
 mod backends;
 mod gateways;
+mod placement;
 mod routes;
 mod rules;
 
@@ -84,7 +85,11 @@ pub(super) fn index(yaml: &str) -> Index {
 }
 
 pub(super) fn options() -> CompileOptions {
-    CompileOptions { controller_name: CONTROLLER.into(), bind_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED) }
+    CompileOptions {
+        controller_name: CONTROLLER.into(),
+        bind_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        placement: super::Placement::Bind { pool: None },
+    }
 }
 
 pub(super) fn run(yaml: &str) -> Compiled {
