@@ -3,7 +3,9 @@
 #![allow(dead_code, unused_imports)] // each test binary uses a different part of this module
 
 mod cluster;
+mod dns;
 pub use cluster::*;
+pub use dns::*;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
