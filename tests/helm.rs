@@ -93,7 +93,6 @@ fn lint_and_template_pass_and_wrong_values_fail_with_the_schemas_message() {
         "ClusterRoleBinding/gantry-system-gantry",
         "Role/gantry-leader-election",
         "RoleBinding/gantry-leader-election",
-        "Service/gantry",
         "Service/gantry-metrics",
         "Deployment/gantry",
         "GatewayClass/gantry",
@@ -102,15 +101,16 @@ fn lint_and_template_pass_and_wrong_values_fail_with_the_schemas_message() {
         assert!(made.contains(want), "{want} is rendered by default: {made:?}");
     }
     assert!(!made.iter().any(|k| k.starts_with("ServiceMonitor/")), "no ServiceMonitor by default");
+    assert!(!made.contains("Service/gantry"), "each Gateway gets a Service of its own; the chart makes none");
     for want in [
         "replicas: 2",
         "- controller",
         "--admin-address=0.0.0.0:9901",
         "--lease-namespace=gantry-system",
         "--controller-name=gantry.dev/gateway-controller",
-        "--gateway-address-service=gantry-system/gantry",
+        "--data-plane-service=gantry-system/gantry-metrics",
+        "--gateway-service-type=LoadBalancer",
         "image: \"gantry:0.1.0\"",
-        "type: LoadBalancer",
         "runAsUser: 65532",
         "readOnlyRootFilesystem: true",
         "allowPrivilegeEscalation: false",
@@ -118,15 +118,37 @@ fn lint_and_template_pass_and_wrong_values_fail_with_the_schemas_message() {
         "path: /healthz",
         "path: /readyz",
         "prometheus.io/scrape: \"true\"",
-        // The default data-plane port is 80: a listener there needs the capability.
-        "add: [NET_BIND_SERVICE]",
+        // The Gateways' Services and their EndpointSlices are the controller's to write.
+        "resources: [services]\n    verbs: [create, patch, update, delete]",
+        "resources: [endpointslices]\n    verbs: [create, patch, update, delete]",
     ] {
         assert!(default.contains(want), "the default rendering has `{want}`:\n{default}");
     }
+    // Data-plane ports are 10000 and up: no capability to bind low ports.
+    assert!(!default.contains("NET_BIND_SERVICE") && default.contains("drop: [ALL]"));
+    let pooled = template(&["gatewayServices.type=ClusterIP", "gatewayServices.addressPool=10.245.0.0/24"]).unwrap();
+    assert!(
+        pooled.contains("--gateway-service-type=ClusterIP") && pooled.contains("--gateway-address-pool=10.245.0.0/24")
+    );
 
-    let high = template(&["dataPlane.service.ports[0].name=http", "dataPlane.service.ports[0].port=8080"]).unwrap();
+    // One data-plane Service for all Gateways, whose listeners bind their own ports.
+    let shared = template(&["gatewayServices.enabled=false"]).unwrap();
+    assert!(kinds(&shared).contains("Service/gantry") && shared.contains("type: LoadBalancer"));
+    assert!(
+        shared.contains("--gateway-address-service=gantry-system/gantry") && !shared.contains("--data-plane-service=")
+    );
+    assert!(!shared.contains("resources: [services]\n    verbs: [create"), "no write access to Services");
+    // Its default data-plane port is 80: a listener there needs the capability.
+    assert!(shared.contains("add: [NET_BIND_SERVICE]"));
+    let high = template(&[
+        "gatewayServices.enabled=false",
+        "dataPlane.service.ports[0].name=http",
+        "dataPlane.service.ports[0].port=8080",
+    ])
+    .unwrap();
     assert!(!high.contains("NET_BIND_SERVICE") && high.contains("drop: [ALL]"), "no capability for port 8080");
     let forced = template(&[
+        "gatewayServices.enabled=false",
         "dataPlane.lowPorts=true",
         "dataPlane.service.ports[0].name=http",
         "dataPlane.service.ports[0].port=8080",
@@ -134,7 +156,12 @@ fn lint_and_template_pass_and_wrong_values_fail_with_the_schemas_message() {
     .unwrap();
     assert!(forced.contains("add: [NET_BIND_SERVICE]"), "dataPlane.lowPorts adds it");
 
-    let statik = template(&["gatewayAddress.source=Static", "gatewayAddress.static={192.0.2.1,192.0.2.2}"]).unwrap();
+    let statik = template(&[
+        "gatewayServices.enabled=false",
+        "gatewayAddress.source=Static",
+        "gatewayAddress.static={192.0.2.1,192.0.2.2}",
+    ])
+    .unwrap();
     assert!(statik.contains("--gateway-address=192.0.2.1,192.0.2.2") && !statik.contains("--gateway-address-service"));
 
     let single = template(&["replicas=1"]).unwrap();
@@ -149,6 +176,7 @@ fn lint_and_template_pass_and_wrong_values_fail_with_the_schemas_message() {
         ("dataPlane.service.type=Ingress", "value must be one of 'ClusterIP', 'NodePort', 'LoadBalancer'"),
         ("gatewayAddress.source=Dns", "value must be one of 'Service', 'Static'"),
         ("gatewayAddress.source=Static", "minItems: got 0, want 1"),
+        ("gatewayServices.type=External", "value must be one of 'LoadBalancer', 'ClusterIP', 'NodePort'"),
         ("replica=2", "additional properties 'replica' not allowed"),
     ] {
         let error = template(&[set]).expect_err(set);
