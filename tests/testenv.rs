@@ -189,6 +189,103 @@ fn kubectl_logs_shows_a_pods_output() {
     assert!(logs.contains("Usage"), "gantry --help output not in logs: {logs:?}");
 }
 
+/// A bare Pod `name` of the Gateway API conformance suite's echo server, with the env its
+/// manifests give it; its object once Ready.
+fn run_echo_basic_pod(ns: &str, name: &str) -> Value {
+    apply(
+        &json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+            "spec": {
+                "terminationGracePeriodSeconds": 5,
+                "containers": [{
+                    "name": name,
+                    "image": "registry.k8s.io/gateway-api/conformance/echo-basic:v0.1.0",
+                    "env": [
+                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                        {"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
+                    ]
+                }]
+            }
+        })
+        .to_string(),
+    );
+    wait_for("the echo-basic pod to be ready", Duration::from_secs(60), || {
+        let p = kubectl_json(&["-n", ns, "get", "pod", name]);
+        is_ready(&p).then_some(p)
+    })
+}
+
+/// GET http://ADDR/PATH until it answers 200 (a Pod is Ready as soon as its process runs,
+/// which may be before it listens): the body.
+fn echo_get(addr: SocketAddr, path: &str) -> String {
+    wait_for(&format!("http://{addr}{path} to answer"), Duration::from_secs(10), || {
+        http_get_at(addr, path).ok().filter(|(code, _)| *code == 200).map(|(_, body)| body)
+    })
+}
+
+/// `secs` since the Unix epoch as RFC 3339 UTC, e.g. `2026-12-01T10:00:05Z`.
+fn rfc3339_utc(secs: u64) -> String {
+    // Days to a civil date in the proleptic Gregorian calendar, by 400-year eras.
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+#[test]
+fn echo_basic_pod_answers_with_its_pod_name_and_namespace() {
+    let ns = TestNamespace::new("testenv-echo-basic");
+    let ns = ns.0.as_str();
+    let pod = run_echo_basic_pod(ns, "echo-basic");
+    let ip = pod_ip(&pod);
+    assert!(in_pod_range(ip), "{ip} is not in the pod range");
+    let body = echo_get(SocketAddr::from((ip, 3000)), "/some/path?x=1");
+    let echoed: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    assert_eq!(echoed["pod"], "echo-basic", "{echoed}");
+    assert_eq!(echoed["namespace"], ns, "{echoed}");
+    assert_eq!(echoed["path"], "/some/path?x=1", "{echoed}");
+}
+
+#[test]
+fn kubectl_logs_since_time_returns_only_later_lines_with_their_timestamps() {
+    let ns = TestNamespace::new("testenv-since");
+    let ns = ns.0.as_str();
+    let pod = run_echo_basic_pod(ns, "echo-basic");
+    let addr = SocketAddr::from((pod_ip(&pod), 3000));
+    echo_get(addr, "/before");
+
+    // sinceTime has whole seconds: cut at least a second after /before was logged, then
+    // send /after once that second has begun.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    let cut = now.as_secs() + 2;
+    std::thread::sleep(Duration::from_secs(cut) + Duration::from_millis(200) - now);
+    echo_get(addr, "/after");
+
+    let logged = |path: &str| format!("Echoing back request made to {path} to client");
+    let all = wait_for("both requests in the log", Duration::from_secs(10), || {
+        let all = kubectl_ok(&["-n", ns, "logs", "echo-basic"]);
+        (all.contains(&logged("/before")) && all.contains(&logged("/after"))).then_some(all)
+    });
+    let since_time = rfc3339_utc(cut);
+    let since = kubectl_ok(&["-n", ns, "logs", "echo-basic", "--since-time", &since_time, "--timestamps"]);
+    let lines: Vec<&str> = since.lines().collect();
+    assert_eq!(lines.len(), 1, "--since-time={since_time}: {since:?}\nwhole log: {all:?}");
+    let (stamp, text) = lines[0].split_once(' ').expect("<timestamp> <line>");
+    assert!(text.starts_with(&logged("/after")), "{text:?}");
+    // RFC 3339 with nanoseconds, UTC, not before the cut.
+    assert_eq!(stamp.len(), "2026-12-01T10:00:05.123456789Z".len(), "{stamp}");
+    assert!(stamp.ends_with('Z') && stamp.as_bytes()[19] == b'.', "{stamp}");
+    assert!(stamp[..19] >= since_time[..19], "{stamp} is before --since-time={since_time}");
+}
+
 #[test]
 fn pod_with_an_unknown_image_is_reported_failed() {
     let ns = TestNamespace::new("testenv-nginx");
