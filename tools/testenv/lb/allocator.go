@@ -120,6 +120,9 @@ func (a *allocator) reconcile(ctx context.Context, key string) error {
 func (a *allocator) choose(key string, svc *corev1.Service) (netip.Addr, string) {
 	if requested := svc.Spec.LoadBalancerIP; requested != "" {
 		ip, err := netip.ParseAddr(requested)
+		if held, ok := a.pool.addressOf(key); ok && held != ip {
+			a.release(key) // the Service asks for another address now: free the old one for others
+		}
 		switch {
 		case err != nil || !a.pool.contains(ip):
 			return netip.Addr{}, fmt.Sprintf("spec.loadBalancerIP %s is not an address of pool %s", requested, a.pool)
