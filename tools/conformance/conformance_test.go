@@ -42,7 +42,7 @@ func summary(path string) string {
 		return fmt.Sprintf("summary: unreadable report %s: %v", path, err)
 	}
 	if len(report.ProfileReports) == 0 {
-		return "summary: the report has no profile results"
+		return "summary: no test ran (the suite's setup failed)"
 	}
 	var lines []string
 	for _, p := range report.ProfileReports {
