@@ -39,6 +39,7 @@ pub struct Metrics {
     /// Kubernetes mode: status patches by kind and result.
     pub status_writes: IntCounterVec,
     pub infrastructure_writes: IntCounterVec,
+    pub tls_handshakes: IntCounterVec,
     /// 1 while this replica holds the status-writer Lease.
     pub leader: IntGauge,
 }
@@ -153,6 +154,14 @@ impl Metrics {
                 &["kind", "result"],
             )
             .expect("valid metric"),
+            tls_handshakes: IntCounterVec::new(
+                Opts::new(
+                    "gantry_tls_handshakes_total",
+                    "TLS handshakes on HTTPS listeners, by outcome (ok, error, timeout)",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
             leader: IntGauge::new("gantry_leader", "1 while this replica writes status (holds the Lease)")
                 .expect("valid metric"),
             registry,
@@ -179,6 +188,7 @@ impl Metrics {
             Box::new(m.convergence.clone()),
             Box::new(m.status_writes.clone()),
             Box::new(m.infrastructure_writes.clone()),
+            Box::new(m.tls_handshakes.clone()),
             Box::new(m.leader.clone()),
         ] {
             r.register(c).expect("metric registered once");

@@ -8,7 +8,7 @@ use super::gateways::GatewayModel;
 use super::hostnames;
 use super::precedence::Precedence;
 use super::routes::Attachment;
-use crate::table::{HostKey, HostRouter, RouteEntry, RouteList, RouteTable, Socket};
+use crate::table::{HostKey, HostRouter, RouteEntry, RouteList, RouteTable, Socket, TlsSocket};
 
 /// A served listener on a socket: (gateway index, listener index).
 type ListenerRef = (usize, usize);
@@ -25,14 +25,41 @@ pub(super) fn table(gateways: &[GatewayModel<'_>], attachments: &[Attachment]) -
     }
     let sockets = sockets
         .into_iter()
-        .map(|(address, (listener_port, listeners))| Socket {
-            address,
-            listener_port,
-            listeners: listeners.iter().map(|&(g, l)| gateways[g].listener_id(&gateways[g].listeners[l])).collect(),
-            hosts: host_router(gateways, &listeners, attachments),
+        .filter_map(|(address, (listener_port, listeners))| {
+            Some(Socket {
+                address,
+                listener_port,
+                tls: tls_socket(gateways, &listeners).ok()?,
+                listeners: listeners.iter().map(|&(g, l)| gateways[g].listener_id(&gateways[g].listeners[l])).collect(),
+                hosts: host_router(gateways, &listeners, attachments),
+            })
         })
         .collect();
     RouteTable { sockets }
+}
+
+/// The TLS of a socket whose listeners are HTTPS (listeners on one socket share a protocol);
+/// an error drops the socket rather than serve its HTTPS listeners in plain text.
+fn tls_socket(gateways: &[GatewayModel<'_>], listeners: &[ListenerRef]) -> Result<Option<Arc<TlsSocket>>, ()> {
+    let certified: Vec<_> = listeners
+        .iter()
+        .filter_map(|&(g, l)| {
+            let listener = &gateways[g].listeners[l];
+            let certificates = listener.certificates.as_ref()?.as_ref().ok()?;
+            Some((listener.hostname.clone(), certificates.clone()))
+        })
+        .collect();
+    if certified.is_empty() {
+        return Ok(None);
+    }
+    match TlsSocket::new(certified) {
+        Ok(tls) => Ok(Some(Arc::new(tls))),
+        Err(error) => {
+            // Only a provider without TLS 1.2/1.3 fails here: a build problem, not input.
+            tracing::error!(%error, "cannot build a TLS configuration; the socket is not served");
+            Err(())
+        }
+    }
 }
 
 /// One route list per host key. A key's list holds every rule-match whose hostname covers the

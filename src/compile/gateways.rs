@@ -13,11 +13,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 
 use ipnet::IpNet;
+use rustls::sign::CertifiedKey;
+use std::sync::Arc;
 
 use super::conditions::{condition, ok, reasons, types};
 use super::placement::{
     self, AddressPool, GatewayService, Placement, PortAllocator, PortMapping, Requested, ServicePlacement,
 };
+use super::tls::{self, CertificateError};
 use super::{CompileOptions, GATEWAY_GROUP, Status, report};
 use crate::index::{Index, ObjectKey};
 use crate::table::HostKey;
@@ -54,6 +57,8 @@ pub(super) struct ListenerModel<'a> {
     pub supported_kinds: Vec<GatewayStatusListenersSupportedKinds>,
     pub invalid_kinds: Vec<String>,
     pub unsupported_protocol: Option<String>,
+    /// HTTPS listeners: their certificates, or why they cannot be had.
+    pub certificates: Option<Result<Vec<Arc<CertifiedKey>>, CertificateError>>,
     pub conflict: Option<(&'static str, String)>,
     pub port_unavailable: Option<String>,
 }
@@ -69,7 +74,7 @@ impl ListenerModel<'_> {
 
     /// Whether the listener is in the table (before socket ownership is decided).
     fn servable(&self) -> bool {
-        self.is_http() && self.conflict.is_none()
+        self.is_http() && self.conflict.is_none() && !matches!(self.certificates, Some(Err(_)))
     }
 }
 
@@ -132,7 +137,7 @@ pub(super) fn collect<'a>(
         .gateways
         .iter()
         .filter(|(_, gw)| ours.contains(&gw.spec.gateway_class_name))
-        .map(|(key, gw)| model(key, gw))
+        .map(|(key, gw)| model(key, gw, index))
         .collect();
     gateways.sort_by(|a, b| {
         let age = |g: &GatewayModel<'_>| (g.created.is_none(), g.created);
@@ -148,8 +153,11 @@ pub(super) fn collect<'a>(
     gateways
 }
 
-fn model<'a>(key: &ObjectKey, gateway: &'a Gateway) -> GatewayModel<'a> {
+fn model<'a>(key: &ObjectKey, gateway: &'a Gateway, index: &Index) -> GatewayModel<'a> {
     let mut listeners: Vec<ListenerModel<'a>> = gateway.spec.listeners.iter().map(listener).collect();
+    for l in listeners.iter_mut().filter(|l| l.spec.protocol == "HTTPS") {
+        l.certificates = Some(tls::listener_certificates(index, &key.namespace, l.spec));
+    }
     find_conflicts(&mut listeners);
     GatewayModel {
         key: key.clone(),
@@ -231,6 +239,10 @@ fn place_behind_services(
             continue;
         }
         let listener_ports: BTreeSet<u16> = gw.listeners.iter().filter(|l| l.servable()).map(|l| l.port).collect();
+        if listener_ports.is_empty() {
+            // Nothing to serve, so nothing to make: the Gateway is ListenersNotValid.
+            continue;
+        }
         let mut mappings = Vec::new();
         for port in listener_ports {
             match ports.assign(&gw.key, port) {
@@ -287,8 +299,11 @@ fn static_address(requested: &Requested, placement: &ServicePlacement) -> Result
 }
 
 fn listener(spec: &GatewayListeners) -> ListenerModel<'_> {
-    let unsupported_protocol = (spec.protocol != "HTTP").then(|| {
-        format!("listener {:?}: protocol {:?} is not supported; Gantry serves HTTP listeners", spec.name, spec.protocol)
+    let unsupported_protocol = (!matches!(spec.protocol.as_str(), "HTTP" | "HTTPS")).then(|| {
+        format!(
+            "listener {:?}: protocol {:?} is not supported; Gantry serves HTTP and HTTPS listeners",
+            spec.name, spec.protocol
+        )
     });
     let mut supported_kinds = Vec::new();
     let mut invalid_kinds = Vec::new();
@@ -319,6 +334,7 @@ fn listener(spec: &GatewayListeners) -> ListenerModel<'_> {
         supported_kinds,
         invalid_kinds,
         unsupported_protocol,
+        certificates: None,
         conflict: None,
         port_unavailable: None,
     }
@@ -486,11 +502,13 @@ fn listener_conditions(gw: &GatewayModel<'_>, l: &ListenerModel<'_>) -> Vec<Cond
         };
         condition(types::PROGRAMMED, false, reasons::INVALID, why, generation)
     };
-    let resolved = if l.invalid_kinds.is_empty() {
+    let resolved = if let Some(Err((reason, message))) = &l.certificates {
+        condition(types::RESOLVED_REFS, false, reason, message.clone(), generation)
+    } else if l.invalid_kinds.is_empty() {
         ok(types::RESOLVED_REFS, generation)
     } else {
         let message = format!(
-            "listener {:?}: allowedRoutes.kinds {} not supported; Gantry supports {GATEWAY_GROUP}/HTTPRoute on HTTP listeners",
+            "listener {:?}: allowedRoutes.kinds {} not supported; Gantry supports {GATEWAY_GROUP}/HTTPRoute on HTTP and HTTPS listeners",
             l.spec.name,
             l.invalid_kinds.join(", ")
         );

@@ -17,6 +17,7 @@ mod routes;
 mod rules;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

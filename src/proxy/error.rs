@@ -12,6 +12,8 @@ pub enum ProxyError {
     HeadersTooLarge,
     #[error("no route matches the request")]
     NoRoute,
+    #[error("the request's host belongs to another listener than the TLS server name (SNI) it connected with")]
+    Misdirected,
     #[error("the matched rule has no backend to send to")]
     NoBackend,
     #[error("backend reference not resolved: {0}")]
@@ -37,6 +39,7 @@ impl ProxyError {
             ProxyError::MissingHost | ProxyError::InvalidPath(_) => StatusCode::BAD_REQUEST,
             ProxyError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             // The Gateway API asks for 500 when a rule's backend cannot be resolved.
             ProxyError::NoBackend | ProxyError::UnresolvedBackend(_) | ProxyError::Rewrite(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -34,12 +34,24 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// The peer's IP address as text, made once per connection: `X-Forwarded-For`.
     pub peer_ip: HeaderValue,
+    /// Set when the connection came over TLS: the server name it asked for (SNI), if any.
+    pub tls: Option<Option<Arc<str>>>,
 }
 
 impl Connection {
     pub fn new(socket: SocketAddr, peer: SocketAddr) -> Self {
         let peer_ip = HeaderValue::try_from(peer.ip().to_string()).expect("an IP address is a valid header value");
-        Self { socket, peer, peer_ip }
+        Self { socket, peer, peer_ip, tls: None }
+    }
+
+    /// The connection came over TLS, asking for server name `sni`.
+    pub fn with_tls(mut self, sni: Option<Box<str>>) -> Self {
+        self.tls = Some(sni.map(Arc::from));
+        self
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 }
 
@@ -128,6 +140,13 @@ async fn serve<'t>(
     let query = request.uri().query().map(str::to_owned);
 
     let socket = table.socket(connection.socket).ok_or(ProxyError::NoRoute)?;
+    // Over TLS, the listener the handshake chose (by SNI) must be the one the Host names: a
+    // certificate for one listener never gives access to another listener's routes.
+    if let (Some(tls), Some(sni)) = (&socket.tls, &connection.tls)
+        && tls.listener_of(sni.as_deref().unwrap_or("")) != tls.listener_of(&host)
+    {
+        return Err(ProxyError::Misdirected);
+    }
     let routes = socket.hosts.lookup(&host).ok_or(ProxyError::NoRoute)?;
     let parts =
         RequestParts { method: request.method(), path: &path, query: query.as_deref(), headers: request.headers() };
@@ -139,7 +158,7 @@ async fn serve<'t>(
         path,
         query,
         listener_port: socket.listener_port,
-        scheme: "http",
+        scheme: connection.scheme(),
         matched_prefix: entry.matches.path.matched_prefix_len(),
     };
     let rule = &entry.rule;
@@ -273,7 +292,7 @@ fn add_forwarding_headers(headers: &mut http::HeaderMap, connection: &Connection
             }
         }
     }
-    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(connection.scheme()));
     if let Some(value) = forwarded_host {
         headers.insert(&X_FORWARDED_HOST, value);
     }

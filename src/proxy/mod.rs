@@ -9,6 +9,7 @@ mod mirror;
 mod normalize;
 mod pool;
 mod server;
+mod tls;
 mod upgrade;
 mod upstream;
 mod workers;

@@ -12,11 +12,12 @@ use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Limits;
 use super::handler::{self, Connection, Shared};
+use super::tls;
 use super::upstream::Upstream;
 use crate::metrics::METRICS;
 use crate::table::RouteTable;
@@ -130,21 +131,45 @@ async fn serve_accepted(config: WorkerConfig, mut inbox: mpsc::UnboundedReceiver
                 continue;
             }
         };
-        let connection = Connection::new(socket, peer);
-        let shared = Arc::clone(&shared);
+        let tls = shared.tables.load().socket(socket).and_then(|s| s.tls.clone());
+        let serving = Serving { shared: Arc::clone(&shared), http: config.http.clone(), watcher: open.watcher() };
+        tokio::spawn(async move {
+            METRICS.active_connections.inc();
+            match tls {
+                None => serving.serve(stream, Connection::new(socket, peer)).await,
+                Some(tls) => match tls::handshake(stream, &tls, serving.shared.limits.header_read_timeout).await {
+                    Ok((stream, sni)) => serving.serve(stream, Connection::new(socket, peer).with_tls(sni)).await,
+                    Err(error) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                },
+            }
+            METRICS.active_connections.dec();
+        });
+    }
+}
+
+/// What a connection's task needs to serve HTTP on it, plain or over TLS.
+struct Serving {
+    shared: Arc<Shared>,
+    http: auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+}
+
+impl Serving {
+    async fn serve<I>(self, io: I, connection: Connection)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = connection.peer;
+        let shared = self.shared;
         let service = service_fn(move |request| {
             let shared = Arc::clone(&shared);
             let connection = connection.clone();
             async move { Ok::<_, std::convert::Infallible>(handler::handle(shared, connection, request).await) }
         });
         let serving =
-            open.watch(config.http.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
-        tokio::spawn(async move {
-            METRICS.active_connections.inc();
-            if let Err(error) = serving.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-            METRICS.active_connections.dec();
-        });
+            self.watcher.watch(self.http.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
+        if let Err(error) = serving.await {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
     }
 }

@@ -56,10 +56,10 @@ fn http_listener_is_served_on_the_bind_address() {
 }
 
 #[test]
-fn https_listener_is_unsupported_protocol_and_not_served() {
+fn tls_and_tcp_listeners_are_unsupported_protocol_and_not_served() {
     let yaml = BASE.replace(
         "  - {name: http",
-        "  - {name: tls, port: 443, protocol: HTTPS}\n  - {name: tcp, port: 9000, protocol: TCP}\n  - {name: http",
+        "  - {name: tls, port: 443, protocol: TLS}\n  - {name: tcp, port: 9000, protocol: TCP}\n  - {name: http",
     );
     let c = run(&yaml);
     assert_eq!(c.listener_condition("infra/gw", "tls", "Accepted"), cond("False", "UnsupportedProtocol"));
@@ -69,7 +69,7 @@ fn https_listener_is_unsupported_protocol_and_not_served() {
     assert_eq!(c.gateway_condition("infra/gw", "Accepted"), cond("True", "ListenersNotValid"));
     assert_eq!(c.gateway_condition("infra/gw", "Programmed"), cond("True", "Programmed"));
     assert_eq!(c.table.sockets.len(), 1, "only port 80 is bound");
-    assert!(c.has_problem("infra/gw", "protocol \"HTTPS\" is not supported"));
+    assert!(c.has_problem("infra/gw", "protocol \"TLS\" is not supported"));
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod gateways;
 mod placement;
 mod routes;
 mod rules;
+mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -77,6 +78,7 @@ pub(super) fn index(yaml: &str) -> Index {
             "Service" => Object::Service(serde_yaml_ng::from_value(value).unwrap()),
             "EndpointSlice" => Object::EndpointSlice(serde_yaml_ng::from_value(value).unwrap()),
             "BackendPolicy" => Object::BackendPolicy(serde_yaml_ng::from_value(value).unwrap()),
+            "Secret" => Object::Secret(serde_yaml_ng::from_value(value).unwrap()),
             other => panic!("unknown kind {other}"),
         };
         index.upsert(object);

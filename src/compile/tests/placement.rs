@@ -205,3 +205,11 @@ fn the_class_lists_its_features_sorted_and_infrastructure_only_with_services() {
     assert!(listed.contains(&"GatewayStaticAddresses".to_string()));
     assert!(!features::supported(&Placement::Bind { pool: None }).contains(&"GatewayInfrastructure".to_string()));
 }
+
+#[test]
+fn a_gateway_without_a_valid_listener_gets_no_service() {
+    let yaml = BASE.replace("protocol: HTTP,", "protocol: UDP,");
+    let c = run_with(&yaml, &services(None));
+    assert_eq!(c.gateway_condition("infra/gw", "Accepted"), cond("False", "ListenersNotValid"));
+    assert!(!c.status.gateway_services.contains_key(&key("infra/gw")), "a Service needs at least one port");
+}
