@@ -26,7 +26,7 @@ use crate::source::k8s::Stores;
 
 /// The `endpointslice.kubernetes.io/managed-by` value of the slices Gantry writes, so that the
 /// cluster's EndpointSlice controllers leave them alone.
-const SLICE_MANAGER: &str = "gantry.dev/gateway-controller";
+const SLICE_MANAGER: &str = "gateway-controller.gantry.dev";
 
 /// Brings the cluster's Gateway Services in line with `desired` (keyed by Gateway).
 pub async fn reconcile(
