@@ -4,8 +4,12 @@
 
 mod cluster;
 mod dns;
+mod gateways;
+mod helm;
 pub use cluster::*;
 pub use dns::*;
+pub use gateways::*;
+pub use helm::*;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
