@@ -24,6 +24,7 @@ pub mod reasons {
     pub const UNSUPPORTED_ADDRESS: &str = "UnsupportedAddress";
     pub const ADDRESS_NOT_USABLE: &str = "AddressNotUsable";
     pub const ADDRESS_NOT_ASSIGNED: &str = "AddressNotAssigned";
+    pub const INVALID_PARAMETERS: &str = "InvalidParameters";
     // Listener
     pub const NO_CONFLICTS: &str = "NoConflicts";
     pub const HOSTNAME_CONFLICT: &str = "HostnameConflict";

@@ -46,6 +46,8 @@ pub(super) struct GatewayModel<'a> {
     pub not_programmed: Option<(&'static str, String)>,
     /// Its Service in the `Services` placement.
     pub service: Option<GatewayService>,
+    /// Why `spec.infrastructure.parametersRef` cannot be used; then nothing of it is served.
+    pub invalid_parameters: Option<String>,
     pub listeners: Vec<ListenerModel<'a>>,
 }
 
@@ -88,6 +90,7 @@ impl GatewayModel<'_> {
     /// be.
     fn placed(&self) -> bool {
         self.requested.is_ok()
+            && self.invalid_parameters.is_none()
             && self.not_programmed.as_ref().is_none_or(|(reason, _)| *reason == reasons::ADDRESS_NOT_ASSIGNED)
     }
 
@@ -170,6 +173,13 @@ fn model<'a>(key: &ObjectKey, gateway: &'a Gateway, index: &Index) -> GatewayMod
         status_addresses: Vec::new(),
         not_programmed: None,
         service: None,
+        invalid_parameters: gateway.spec.infrastructure.as_ref().and_then(|i| i.parameters_ref.as_ref()).map(|r| {
+            // Gantry takes no parameters objects of any kind, so every reference is invalid.
+            format!(
+                "infrastructure.parametersRef to {}/{} {:?}: Gantry takes no parameters objects",
+                r.group, r.kind, r.name
+            )
+        }),
         listeners,
     }
 }
@@ -184,7 +194,7 @@ fn place_on_addresses(gateways: &mut [GatewayModel<'_>], bind_address: IpAddr, p
         }
     }
     for gw in gateways.iter_mut() {
-        let Ok(requested) = &gw.requested else { continue };
+        let (Ok(requested), None) = (&gw.requested, &gw.invalid_parameters) else { continue };
         let mut ips = requested.ips.clone();
         let wants_one = requested.empty > 0 || ips.is_empty();
         if wants_one {
@@ -221,7 +231,7 @@ fn place_behind_services(
     let endpoints = placement::data_plane_endpoints(index, &placement.data_plane);
     let mut ports = PortAllocator::default();
     for gw in gateways.iter_mut() {
-        let Ok(requested) = &gw.requested else { continue };
+        let (Ok(requested), None) = (&gw.requested, &gw.invalid_parameters) else { continue };
         let static_ip = match static_address(requested, placement) {
             Ok(ip) => ip,
             Err(message) => {
@@ -430,6 +440,9 @@ pub(super) fn write_status(gw: &GatewayModel<'_>, attached: &BTreeMap<String, i3
     if let Err(error) = &gw.requested {
         conditions.push(condition(types::ACCEPTED, false, reasons::UNSUPPORTED_ADDRESS, error.clone(), generation));
         conditions.push(condition(types::PROGRAMMED, false, reasons::INVALID, error.clone(), generation));
+    } else if let Some(message) = &gw.invalid_parameters {
+        conditions.push(condition(types::ACCEPTED, false, reasons::INVALID_PARAMETERS, message.clone(), generation));
+        conditions.push(condition(types::PROGRAMMED, false, reasons::INVALID, message.clone(), generation));
     } else if served == 0 && gw.not_programmed.is_none() {
         let message = "no listener is valid; see the listener conditions";
         conditions.push(condition(types::ACCEPTED, false, reasons::LISTENERS_NOT_VALID, message, generation));

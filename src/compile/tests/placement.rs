@@ -213,3 +213,17 @@ fn a_gateway_without_a_valid_listener_gets_no_service() {
     assert_eq!(c.gateway_condition("infra/gw", "Accepted"), cond("False", "ListenersNotValid"));
     assert!(!c.status.gateway_services.contains_key(&key("infra/gw")), "a Service needs at least one port");
 }
+
+#[test]
+fn a_gateway_with_parameters_is_not_accepted_as_gantry_takes_none() {
+    let yaml = BASE.replace(
+        "  gatewayClassName: gantry",
+        "  gatewayClassName: gantry\n  infrastructure: {parametersRef: {group: invalid.io, kind: InvalidParameters, name: x}}",
+    );
+    for options in [options(), services(None)] {
+        let c = run_with(&yaml, &options);
+        assert_eq!(c.gateway_condition("infra/gw", "Accepted"), cond("False", "InvalidParameters"));
+        assert!(c.table.sockets.is_empty());
+        assert!(!c.status.gateway_services.contains_key(&key("infra/gw")));
+    }
+}
