@@ -82,8 +82,14 @@ fn host_router(gateways: &[GatewayModel<'_>], listeners: &[ListenerRef], attachm
             .min_by_key(|&l| hostnames::specificity(hostname(l)));
         let mut ranked: Vec<(Precedence<'_>, RouteEntry)> = Vec::new();
         for a in on_socket.iter().filter(|a| Some((a.gateway, a.listener)) == listener) {
-            let Some(host) = hostnames::best_cover(&a.hostnames, &key) else { continue };
+            if hostnames::best_cover(&a.hostnames, &key).is_none() {
+                continue;
+            }
             let route = &a.route;
+            // Ranked by the route's own hostname that covers the key, not by its intersection
+            // with the listener's: an exact `abc.example.com` route goes before a
+            // `*.example.com` route on an `abc.example.com` listener; no hostname ranks last.
+            let host = hostnames::best_cover(&route.hostnames, &key).cloned().unwrap_or(HostKey::Any);
             for rule in &route.rules {
                 for (mi, m) in rule.matches.iter().enumerate() {
                     let precedence = Precedence::new(host.clone(), m, route.created, &route.key, rule.index, mi);
