@@ -29,7 +29,7 @@ func TestConformance(t *testing.T) {
 
 // summary is one line per profile of the report at path, for scripts/conformance to show last:
 // "summary: GATEWAY-HTTP core 38/40 passed (2 failed, 0 skipped); extended 5/6 passed
-// (1 failed, 0 skipped), features: A,B".
+// (1 failed, 0 skipped) over 2 features: A,B".
 func summary(path string) string {
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -48,7 +48,8 @@ func summary(path string) string {
 	for _, p := range report.ProfileReports {
 		line := fmt.Sprintf("summary: %s core %s", p.Name, counts(p.Core.Statistics))
 		if e := p.Extended; e != nil {
-			line += fmt.Sprintf("; extended %s, features: %s", counts(e.Statistics), strings.Join(e.SupportedFeatures, ","))
+			line += fmt.Sprintf("; extended %s over %d features: %s",
+				counts(e.Statistics), len(e.SupportedFeatures), strings.Join(e.SupportedFeatures, ","))
 		} else {
 			line += "; extended: no tests ran"
 		}
