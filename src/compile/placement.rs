@@ -301,19 +301,24 @@ pub fn data_plane_endpoints(index: &Index, service: &ObjectKey) -> Vec<DataPlane
     endpoints
 }
 
+/// The addresses (IPs, else host names) a load balancer gave a Service.
+pub fn load_balancer_ingress(service: &Service) -> Vec<String> {
+    service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone()))
+        .collect()
+}
+
 /// Where a Gateway's Service answers, once the cluster has given it an address: the load
 /// balancer's ingress for type LoadBalancer, else the cluster IPs.
 pub fn service_addresses(service: &Service, service_type: ServiceType) -> Vec<String> {
     let mut addresses: Vec<String> = if service_type == ServiceType::LoadBalancer {
-        service
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone()))
-            .collect()
+        load_balancer_ingress(service)
     } else {
         let spec = service.spec.as_ref();
         let ips = spec.and_then(|s| s.cluster_ips.clone()).unwrap_or_default();

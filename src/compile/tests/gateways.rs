@@ -113,7 +113,7 @@ fn listener_with_only_unsupported_kinds_is_invalid_route_kinds() {
     assert_eq!(c.attached_routes("infra/gw", "http"), 0);
 }
 
-const SECOND_GATEWAY: &str = r#"
+pub(super) const SECOND_GATEWAY: &str = r#"
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway

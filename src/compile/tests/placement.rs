@@ -168,19 +168,10 @@ fn an_address_without_a_value_is_assigned_one() {
 
 #[test]
 fn pool_addresses_let_gateways_share_a_port_and_stay_put() {
-    let second = r#"
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: b-gw, namespace: infra, creationTimestamp: "2024-01-02T00:00:00Z"}
-spec:
-  gatewayClassName: gantry
-  listeners: [{name: web, port: 80, protocol: HTTP}]
-"#;
     let pool =
         CompileOptions { placement: Placement::Bind { pool: Some("127.0.10.0/24".parse().unwrap()) }, ..options() };
     let alone = run_with(BASE, &pool);
-    let both = run_with(&format!("{BASE}{second}"), &pool);
+    let both = run_with(&format!("{BASE}{}", super::gateways::SECOND_GATEWAY), &pool);
     assert_eq!(both.table.sockets.len(), 2);
     assert_eq!(both.listener_condition("infra/b-gw", "web", "Accepted"), cond("True", "Accepted"));
     let first_alone = &alone.status.gateways[&key("infra/gw")].addresses.as_ref().unwrap()[0].value;
