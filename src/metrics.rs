@@ -15,6 +15,12 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub active_connections: IntGauge,
+    /// Client connections closed at accept, by the limit they would have passed.
+    pub connections_refused: IntCounterVec,
+    /// Client connections Gantry closed because a deadline passed, by which.
+    pub connections_closed: IntCounterVec,
+    /// Requests refused for what the client sent, by reason.
+    pub requests_refused: IntCounterVec,
     pub upstream_requests: IntCounterVec,
     pub upstream_connect_errors: IntCounterVec,
     pub upstream_in_flight: IntGaugeVec,
@@ -64,8 +70,32 @@ impl Metrics {
                 &["route"],
             )
             .expect("valid metric"),
-            active_connections: IntGauge::new("gantry_active_connections", "Downstream connections open now")
-                .expect("valid metric"),
+            active_connections: IntGauge::new(
+                "gantry_active_connections",
+                "Downstream connections open now (WebSocket tunnels included)",
+            )
+            .expect("valid metric"),
+            connections_refused: IntCounterVec::new(
+                Opts::new(
+                    "gantry_connections_refused_total",
+                    "Client connections closed at accept: max_connections or max_connections_per_client",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            connections_closed: IntCounterVec::new(
+                Opts::new(
+                    "gantry_connections_closed_total",
+                    "Client connections closed by a deadline: header_timeout, idle_timeout, send_timeout, tunnel_idle_timeout",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            requests_refused: IntCounterVec::new(
+                Opts::new("gantry_requests_refused_total", "Requests refused for what the client sent, by reason"),
+                &["reason"],
+            )
+            .expect("valid metric"),
             upstream_requests: IntCounterVec::new(
                 Opts::new(
                     "gantry_upstream_requests_total",
@@ -171,6 +201,9 @@ impl Metrics {
             Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.request_duration.clone()),
             Box::new(m.active_connections.clone()),
+            Box::new(m.connections_refused.clone()),
+            Box::new(m.connections_closed.clone()),
+            Box::new(m.requests_refused.clone()),
             Box::new(m.upstream_requests.clone()),
             Box::new(m.upstream_connect_errors.clone()),
             Box::new(m.upstream_in_flight.clone()),

@@ -101,6 +101,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             header_read_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(5),
             workers: None,
+            edge: Default::default(),
         },
     };
     println!("\nBookinfo is up. Open http://127.0.0.1:{}/productpage", args.port);

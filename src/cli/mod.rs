@@ -3,6 +3,7 @@
 mod check;
 mod controller;
 mod demo;
+mod edge;
 mod run;
 
 use std::net::{IpAddr, SocketAddr};
@@ -103,6 +104,8 @@ pub struct ServeArgs {
     /// with its own upstream connections. Default: one per CPU available to the process.
     #[arg(long, env = "GANTRY_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
+    #[command(flatten)]
+    pub edge: edge::EdgeArgs,
 }
 
 #[derive(Args, Debug)]

@@ -7,7 +7,7 @@ use tokio::sync::Notify;
 
 use super::{RunArgs, ServeArgs};
 use crate::compile::CompileOptions;
-use crate::proxy::{DataPlane, DataPlaneOptions, Limits};
+use crate::proxy::{DataPlane, DataPlaneOptions};
 use crate::runtime::Runtime;
 use crate::source::file::{DEBOUNCE, FileSource, Load};
 
@@ -48,13 +48,14 @@ pub(super) async fn start(serve: &ServeArgs, options: CompileOptions) -> anyhow:
         .await
         .with_context(|| format!("cannot bind the admin address {}", serve.admin_address))?;
     let data_plane = DataPlane::new(DataPlaneOptions {
-        limits: Limits { header_read_timeout: serve.header_read_timeout, ..Limits::default() },
+        limits: serve.edge.limits(serve.header_read_timeout),
+        policy: serve.edge.policy(),
         connect_timeout: CONNECT_TIMEOUT,
         workers: serve.workers.map_or_else(default_workers, usize::from),
     })
     .context("cannot start the data plane's worker threads")?;
     let runtime = Arc::new(Runtime::new(data_plane, options));
-    tokio::spawn(crate::admin::serve(admin, Arc::clone(&runtime)));
+    tokio::spawn(crate::admin::serve(admin, Arc::clone(&runtime), serve.edge.expose_config));
     tracing::info!(admin = %serve.admin_address, "admin endpoint serving /metrics /healthz /readyz /config");
     Ok(runtime)
 }

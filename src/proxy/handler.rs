@@ -1,64 +1,40 @@
 //! One request through the gateway: normalise, look up the route, run its filters, pick a
 //! backend, forward, and run the response filters on the way back.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::HOST;
+use http::header::{HOST, LOCATION};
 use http::{HeaderValue, Request, Response, StatusCode};
+use http_body::Body as _;
 use hyper::body::Incoming;
 
+use super::authority;
 use super::body::{self, ProxyBody, Tee};
+use super::connection::{Connection, Timeouts};
 use super::error::ProxyError;
 use super::filters::{self, Target};
+use super::forwarding;
 use super::mirror;
-use super::normalize;
+use super::normalize::{self, EscapedSlashes, Normalized};
+use super::request_body::ClientBody;
 use super::upgrade;
 use super::upstream::{RequestHead, Upstream, strip_hop_by_hop};
-use crate::metrics::RouteMetrics;
-use crate::table::{BackendTarget, Filter, RequestParts, RouteEntry, RouteTable, Rule, WeightedBackend};
+use super::validate;
+use crate::metrics::{METRICS, RouteMetrics};
+use crate::table::{
+    BackendTarget, Filter, RequestParts, RouteEntry, RouteTable, Rule, UpstreamProtocol, WeightedBackend,
+};
 
 /// What every request served by one worker shares (each worker has its own upstream pool).
 pub struct Shared {
     pub tables: Arc<arc_swap::ArcSwap<RouteTable>>,
     pub upstream: Upstream,
     pub limits: super::Limits,
+    pub escaped_slashes: EscapedSlashes,
+    /// Connection deadlines, for the tunnels that upgraded requests become.
+    pub timeouts: Timeouts,
 }
-
-/// The connection a request came in on.
-#[derive(Clone)]
-pub struct Connection {
-    /// The table's socket address this connection was accepted on.
-    pub socket: SocketAddr,
-    pub peer: SocketAddr,
-    /// The peer's IP address as text, made once per connection: `X-Forwarded-For`.
-    pub peer_ip: HeaderValue,
-    /// Set when the connection came over TLS: the server name it asked for (SNI), if any.
-    pub tls: Option<Option<Arc<str>>>,
-}
-
-impl Connection {
-    pub fn new(socket: SocketAddr, peer: SocketAddr) -> Self {
-        let peer_ip = HeaderValue::try_from(peer.ip().to_string()).expect("an IP address is a valid header value");
-        Self { socket, peer, peer_ip, tls: None }
-    }
-
-    /// The connection came over TLS, asking for server name `sni`.
-    pub fn with_tls(mut self, sni: Option<Box<str>>) -> Self {
-        self.tls = Some(sni.map(Arc::from));
-        self
-    }
-
-    fn scheme(&self) -> &'static str {
-        if self.tls.is_some() { "https" } else { "http" }
-    }
-}
-
-static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
-static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
 
 const NO_ROUTE: &str = "none";
 static NO_ROUTE_METRICS: std::sync::LazyLock<RouteMetrics> = std::sync::LazyLock::new(RouteMetrics::default);
@@ -88,34 +64,28 @@ fn error_response(error: &ProxyError, route: Option<&str>) -> Response<ProxyBody
     } else {
         tracing::debug!(%error, status = status.as_u16(), "request rejected");
     }
+    if let Some(reason) = error.refusal() {
+        METRICS.requests_refused.with_label_values(&[reason]).inc();
+    }
     let mut response = Response::new(body::full(format!("{}\n", status.canonical_reason().unwrap_or("error"))));
     *response.status_mut() = status;
     response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     response
 }
 
-/// The request's host without port: from the absolute-form URI or `:authority` when present
-/// (RFC 9112 section 3.2.2), else from the Host header.
-fn request_host<B>(request: &Request<B>) -> Result<String, ProxyError> {
-    let raw = match request.uri().authority() {
-        Some(authority) => authority.host(),
-        None => {
-            let host = request.headers().get(HOST).and_then(|h| h.to_str().ok()).ok_or(ProxyError::MissingHost)?;
-            strip_port(host)
-        }
-    };
-    if raw.is_empty() {
-        return Err(ProxyError::MissingHost);
+/// `UnescapeAndRedirect`: the client is sent to the path with its encoded slashes decoded
+/// (307, so that the method and body are kept, as Envoy does).
+fn redirect_to(path: String, query: Option<&str>) -> Result<Response<ProxyBody>, ProxyError> {
+    let mut location = path;
+    if let Some(query) = query {
+        location.push('?');
+        location.push_str(query);
     }
-    Ok(raw.to_ascii_lowercase())
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        // [v6]:port
-        return host.split_once(']').map_or(host, |(h, _)| &host[..h.len() + 1]);
-    }
-    host.rsplit_once(':').map_or(host, |(h, _)| h)
+    let location = HeaderValue::try_from(location).map_err(|e| ProxyError::Rewrite(e.to_string()))?;
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    response.headers_mut().insert(LOCATION, location);
+    Ok(response)
 }
 
 async fn serve<'t>(
@@ -125,18 +95,15 @@ async fn serve<'t>(
     request: Request<Incoming>,
     matched: &mut Option<&'t Rule>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let headers = request.headers();
-    // hyper bounds its read buffer but accepts a larger head that arrives in one read; the
-    // limit is enforced exactly here, counting as HTTP/1.1 would carry each header.
-    let header_bytes: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
-    if header_bytes > shared.limits.max_header_bytes {
-        return Err(ProxyError::HeadersTooLarge);
-    }
     // Framing is hyper's: conflicting Content-Lengths get 400, and with both Transfer-Encoding
     // and Content-Length the body is read by Transfer-Encoding alone, Content-Length dropped
     // and the connection closed after the answer (RFC 9112 section 6.1).
-    let host = request_host(&request)?;
-    let path = normalize::normalize(request.uri().path())?.into_owned();
+    validate::check(&request, &shared.limits)?;
+    let host = authority::request_host(&request)?;
+    let path = match normalize::normalize(request.uri().path(), shared.escaped_slashes)? {
+        Normalized::Path(path) => path.into_owned(),
+        Normalized::Redirect(path) => return redirect_to(path, request.uri().query()),
+    };
     let query = request.uri().query().map(str::to_owned);
 
     let socket = table.socket(connection.socket).ok_or(ProxyError::NoRoute)?;
@@ -183,11 +150,20 @@ async fn forward_rule(
     // Absolute-form and HTTP/2 requests carry the host in the URI; it replaces any Host
     // header (RFC 9112 section 3.2.2), port included.
     let authority = request.uri().authority().and_then(|a| HeaderValue::try_from(a.as_str()).ok());
-    let upgrade = upgrade::is_upgrade(&request);
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    // A WebSocket may pass to an HTTP/1.1 backend; every other upgrade is stripped below.
+    let websocket = upgrade::is_websocket(&request)
+        && matches!(backend_ref.map(|b| &b.target), Some(BackendTarget::Resolved(b)) if b.protocol == UpstreamProtocol::Http1);
+    let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
     let (parts, incoming) = request.into_parts();
     let mut headers = parts.headers;
-    let mut body = body::boxed(incoming);
+    // First, so that the client's Connection header can name neither what the route's filters
+    // add nor the forwarding headers.
+    strip_hop_by_hop(&mut headers, websocket);
+    let mut body = if incoming.is_end_stream() {
+        body::boxed(incoming)
+    } else {
+        body::boxed(ClientBody::new(incoming, shared.limits.request_body_timeout))
+    };
     let chain = rule.filters.iter().chain(backend_ref.map(|b| b.filters.iter()).into_iter().flatten());
 
     let mut response_filters = Vec::new();
@@ -219,8 +195,7 @@ async fn forward_rule(
         Some(BackendTarget::Resolved(backend)) => backend,
     };
 
-    add_forwarding_headers(&mut headers, &connection, &original_host);
-    strip_hop_by_hop(&mut headers, upgrade);
+    forwarding::set(&mut headers, &connection, &original_host);
     let host_changed = target.host != original_host;
     let mut uri = parts.uri;
     filters::apply_target(&mut uri, &mut headers, &target, host_changed)?;
@@ -237,10 +212,13 @@ async fn forward_rule(
         .send(backend, head, body, target.query.as_deref(), connection.peer.ip(), rule.timeouts.backend_request)
         .await?;
 
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(client_upgrade) = client_upgrade
-    {
-        upgrade::splice(client_upgrade, hyper::upgrade::on(&mut response), selection);
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // Dropping the response closes the backend's connection: it is not the pool's any more.
+        let Some(client_upgrade) = client_upgrade.filter(|_| upgrade::accepts_websocket(&response)) else {
+            return Err(ProxyError::UnexpectedUpgrade(Arc::clone(&backend.id)));
+        };
+        let backend_upgrade = hyper::upgrade::on(&mut response);
+        upgrade::splice(client_upgrade, backend_upgrade, selection, Arc::clone(&connection.state), shared.timeouts);
         let (mut parts, _) = response.into_parts();
         for m in response_filters.iter().rev() {
             filters::modify_headers(&mut parts.headers, m);
@@ -265,90 +243,5 @@ fn choose_backend(rule: &Rule) -> Option<&WeightedBackend> {
         (Some(split), backends) => backends.get(split.pick()),
         (None, [only]) if only.weight > 0 => Some(only),
         _ => None,
-    }
-}
-
-/// Adds `X-Forwarded-For` (appended to), `-Proto`, `-Host` and, when the client sent none,
-/// `X-Request-Id`. One map lookup per header: this runs on every request.
-fn add_forwarding_headers(headers: &mut http::HeaderMap, connection: &Connection, host: &str) {
-    use http::header::Entry;
-    // hyper sizes the map for the headers it parsed: one growth for the four added here.
-    headers.reserve(4);
-    // The Host header usually is the host already (lower case, no port): share its bytes.
-    let forwarded_host = match headers.get(HOST) {
-        Some(value) if value.as_bytes() == host.as_bytes() => Some(value.clone()),
-        _ => HeaderValue::try_from(host).ok(),
-    };
-    match headers.entry(&X_FORWARDED_FOR) {
-        Entry::Vacant(entry) => {
-            entry.insert(connection.peer_ip.clone());
-        }
-        Entry::Occupied(mut entry) => {
-            // Several X-Forwarded-For fields are one list (RFC 9110 section 5.3): keep them all.
-            let mut chain: Vec<&[u8]> = entry.iter().map(HeaderValue::as_bytes).collect();
-            chain.push(connection.peer_ip.as_bytes());
-            if let Ok(value) = HeaderValue::from_bytes(&chain.join(&b", "[..])) {
-                entry.insert(value);
-            }
-        }
-    }
-    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(connection.scheme()));
-    if let Some(value) = forwarded_host {
-        headers.insert(&X_FORWARDED_HOST, value);
-    }
-    if let Entry::Vacant(entry) = headers.entry(&X_REQUEST_ID) {
-        let mut buffer = uuid::Uuid::encode_buffer();
-        let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
-        entry.insert(HeaderValue::from_str(id).expect("a UUID is a valid header value"));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_comes_from_the_authority_before_the_host_header() {
-        let request =
-            Request::builder().uri("http://Absolute.Example:8080/x").header(HOST, "other.example").body(()).unwrap();
-        assert_eq!(request_host(&request).unwrap(), "absolute.example");
-        let request = Request::builder().uri("/x").header(HOST, "Site.Example:81").body(()).unwrap();
-        assert_eq!(request_host(&request).unwrap(), "site.example");
-        let request = Request::builder().uri("/x").body(()).unwrap();
-        assert!(matches!(request_host(&request), Err(ProxyError::MissingHost)));
-    }
-
-    #[test]
-    fn forwarding_headers_name_the_client_and_the_host_it_asked_for() {
-        let connection = Connection::new("127.0.0.1:80".parse().unwrap(), "192.0.2.7:5000".parse().unwrap());
-        let mut headers = http::HeaderMap::new();
-        headers.insert(HOST, HeaderValue::from_static("Site.Example:8080"));
-        add_forwarding_headers(&mut headers, &connection, "site.example");
-        assert_eq!(headers[&X_FORWARDED_HOST], "site.example");
-        assert_eq!(headers[&X_FORWARDED_FOR], "192.0.2.7");
-        assert_eq!(headers[&X_FORWARDED_PROTO], "http");
-        assert_eq!(headers[&X_REQUEST_ID].len(), 36);
-
-        let mut headers = http::HeaderMap::new();
-        headers.insert(HOST, HeaderValue::from_static("site.example"));
-        headers.append(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.1"));
-        headers.append(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.2"));
-        headers.insert(&X_REQUEST_ID, HeaderValue::from_static("mine"));
-        add_forwarding_headers(&mut headers, &connection, "site.example");
-        assert_eq!(headers[&X_FORWARDED_HOST], "site.example");
-        let forwarded_for: Vec<_> = headers.get_all(&X_FORWARDED_FOR).iter().collect();
-        assert_eq!(
-            forwarded_for,
-            ["203.0.113.1, 203.0.113.2, 192.0.2.7"],
-            "one list: every address sent, then the client"
-        );
-        assert_eq!(headers[&X_REQUEST_ID], "mine");
-    }
-
-    #[test]
-    fn ipv6_hosts_keep_their_brackets() {
-        assert_eq!(strip_port("[::1]:8080"), "[::1]");
-        assert_eq!(strip_port("[::1]"), "[::1]");
-        assert_eq!(strip_port("a.test"), "a.test");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -11,11 +11,11 @@ use crate::table::TlsSocket;
 
 /// Completes the server side of the handshake within `timeout`; returns the stream and the
 /// server name the client asked for (SNI), lower case.
-pub async fn handshake(
-    stream: TcpStream,
+pub async fn handshake<IO: AsyncRead + AsyncWrite + Unpin>(
+    stream: IO,
     tls: &TlsSocket,
     timeout: Duration,
-) -> std::io::Result<(TlsStream<TcpStream>, Option<Box<str>>)> {
+) -> std::io::Result<(TlsStream<IO>, Option<Box<str>>)> {
     let accepting = TlsAcceptor::from(std::sync::Arc::clone(&tls.config)).accept(stream);
     let outcome = match tokio::time::timeout(timeout, accepting).await {
         Ok(Ok(stream)) => Ok(stream),

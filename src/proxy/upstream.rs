@@ -2,6 +2,10 @@
 //! request whose connection could not be made never reached the backend, so it goes to another
 //! endpoint once; a request that a reused connection turned away unsent (the endpoint had
 //! closed it meanwhile) goes once more on a new connection.
+//!
+//! Passive health counts only what the endpoint did: a failure while the request body was
+//! still on its way (the client broke it, reset, or stopped sending it) is the client's, and
+//! never counts towards an ejection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +17,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use super::body::ProxyBody;
 use super::error::ProxyError;
 use super::pool::{CheckIn, Checkout, Pool, Sender, UpstreamBody};
+use super::request_body::{self, Progress, Tracker};
 use crate::balance::{RequestInfo, SelectError, Selection};
 use crate::metrics::METRICS;
 use crate::table::{Backend, UpstreamProtocol};
@@ -59,6 +64,7 @@ impl Upstream {
     ) -> Result<(Response<UpstreamBody>, Selection), ProxyError> {
         let info = RequestInfo { headers: &head.headers, query, client_ip };
         let mut selection = select(backend, &info, None)?;
+        let (body, sent) = request_body::track(body);
         let mut request = build(backend.protocol, &selection, head, body)?;
         let mut retried = false;
         loop {
@@ -72,9 +78,21 @@ impl Upstream {
             in_flight.dec();
             match result {
                 Err(timeout) => {
-                    selection.failed();
-                    count(backend, &selection, "timeout");
-                    return Err(timeout);
+                    return Err(match client_fault(&sent) {
+                        Some(fault) => {
+                            count(backend, &selection, "client_error");
+                            fault
+                        }
+                        None => {
+                            // A request still being sent may be the client's slowness: only
+                            // a wait on a request sent whole is the endpoint's.
+                            if sent.progress() == Progress::Complete {
+                                failed(backend, &selection);
+                            }
+                            count(backend, &selection, "timeout");
+                            timeout
+                        }
+                    });
                 }
                 Ok(Attempt::Response(response)) => {
                     selection.succeeded();
@@ -96,7 +114,16 @@ impl Upstream {
                     selection = next;
                 }
                 Ok(Attempt::Failed(error)) => {
-                    failed(backend, &selection);
+                    if let Some(fault) = client_fault(&sent) {
+                        tracing::debug!(backend = %backend.id, %error, "request failed by the client's doing");
+                        count(backend, &selection, "client_error");
+                        return Err(fault);
+                    }
+                    // An endpoint that hangs up before reading the whole body may have had a
+                    // reason (a limit, an early answer): only failures after it are counted.
+                    if sent.progress() == Progress::Complete {
+                        failed(backend, &selection);
+                    }
                     count(backend, &selection, "error");
                     return Err(ProxyError::Upstream { backend: Arc::clone(&backend.id), source: error });
                 }
@@ -166,6 +193,15 @@ fn handed_back(
     (error.into_error(), unsent)
 }
 
+/// The client's fault, if the request body failed on its side.
+fn client_fault(sent: &Tracker) -> Option<ProxyError> {
+    match sent.progress() {
+        Progress::Failed => Some(ProxyError::ClientBody),
+        Progress::TimedOut => Some(ProxyError::ClientBodyTimeout),
+        Progress::Sending | Progress::Complete => None,
+    }
+}
+
 fn select(backend: &Backend, info: &RequestInfo<'_>, exclude: Option<usize>) -> Result<Selection, ProxyError> {
     backend.state.select(info, exclude).map_err(|e| {
         let (reason, error) = match e {
@@ -226,8 +262,9 @@ fn count(backend: &Backend, selection: &Selection, outcome: &str) {
 }
 
 /// Headers that describe one connection, never forwarded (RFC 9110 section 7.6.1), plus any
-/// header the Connection header names. `Upgrade` and `Connection: upgrade` are kept when the
-/// request is an upgrade, so that it can pass through.
+/// header the Connection header names (except `Host` and `Content-Length`, which a client
+/// must not be able to take away from the request). `Upgrade` and `Connection: upgrade` are
+/// kept when the request is a WebSocket upgrade, so that it can pass through.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // One pass over the names instead of a removal (a hash and a probe) per hop-by-hop name:
     // most messages carry none of them but `Connection`, and that usually only says
@@ -248,6 +285,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             .flat_map(|v| v.split(','))
             .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
             .filter(|name| !(keep_upgrade && name == http::header::UPGRADE))
+            .filter(|name| name != http::header::HOST && name != http::header::CONTENT_LENGTH)
             .collect();
         for name in named {
             headers.remove(name);
@@ -279,13 +317,17 @@ fn names_other_headers(headers: &HeaderMap) -> bool {
         .any(|token| !token.eq_ignore_ascii_case(b"close") && !token.eq_ignore_ascii_case(b"keep-alive"))
 }
 
-const HOP_BY_HOP: [HeaderName; 6] = [
+/// The hop-by-hop headers of RFC 9110 section 7.6.1 and RFC 9113 section 8.2.2 (besides
+/// `Connection` and `Upgrade`, handled apart), with the credentials meant for a proxy.
+const HOP_BY_HOP: [HeaderName; 8] = [
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("http2-settings"),
     http::header::TE,
     http::header::TRAILER,
     http::header::TRANSFER_ENCODING,
     http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
 ];
 
 #[cfg(test)]
@@ -319,6 +361,30 @@ mod tests {
         h.insert(http::header::TRANSFER_ENCODING, "chunked".parse().unwrap());
         strip_hop_by_hop(&mut h, false);
         assert!(h.is_empty(), "Upgrade and Transfer-Encoding go even without a Connection header: {h:?}");
+    }
+
+    #[test]
+    fn proxy_credentials_and_http2_settings_are_never_forwarded() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::PROXY_AUTHORIZATION, "Basic c2VjcmV0".parse().unwrap());
+        h.insert("http2-settings", "AAMAAABkAAQAAP__".parse().unwrap());
+        h.insert(http::header::UPGRADE, "h2c".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+    }
+
+    #[test]
+    fn connection_cannot_take_the_host_or_the_body_length_away() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, "host, content-length, x-forwarded-for".parse().unwrap());
+        h.insert(http::header::HOST, "a.example".parse().unwrap());
+        h.insert(http::header::CONTENT_LENGTH, "5".parse().unwrap());
+        h.insert("x-forwarded-for", "203.0.113.1".parse().unwrap());
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h[http::header::HOST], "a.example");
+        assert_eq!(h[http::header::CONTENT_LENGTH], "5");
+        assert!(!h.contains_key("x-forwarded-for"), "the client's own is gone; Gantry sets it after");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! shared pool lock on the request path (nginx's worker model, inside one process).
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -12,14 +13,17 @@ use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Limits;
-use super::handler::{self, Connection, Shared};
+use super::admission::Permit;
+use super::body::Guarded;
+use super::connection::{ConnState, Connection, Registry, Timeouts};
+use super::handler::{self, Shared};
+use super::normalize::EscapedSlashes;
+use super::supervise::{Ended, Graceful, Supervised, Watched};
 use super::tls;
 use super::upstream::Upstream;
-use crate::metrics::METRICS;
 use crate::table::RouteTable;
 
 /// A connection accepted on a table socket, on its way to a worker.
@@ -28,6 +32,10 @@ pub struct Accepted {
     pub peer: SocketAddr,
     /// The table's socket address it was accepted on.
     pub socket: SocketAddr,
+    /// Its place under the connection limits.
+    pub permit: Permit,
+    /// The peer is a trusted proxy.
+    pub trusted: bool,
 }
 
 /// What a worker is told.
@@ -42,6 +50,7 @@ enum Message {
 pub struct WorkerConfig {
     pub tables: Arc<ArcSwap<RouteTable>>,
     pub limits: Limits,
+    pub escaped_slashes: EscapedSlashes,
     pub connect_timeout: std::time::Duration,
     pub http: auto::Builder<TokioExecutor>,
 }
@@ -98,23 +107,44 @@ impl Workers {
     }
 }
 
+impl<I, S, E, B> Graceful for auto::UpgradeableConnection<'static, I, S, E>
+where
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: auto::HttpServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        auto::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
 /// A worker's loop: serves every connection it is handed until the data plane is dropped.
-/// Graceful shutdown is per worker: every poll of a connection checks it, and a shared one
-/// would put a lock taken by every thread on the path of every request.
+/// Draining is per worker: every connection's supervisor checks its own flag, and a shared
+/// signal would put a lock taken by every thread on the path of every request.
 async fn serve_accepted(config: WorkerConfig, mut inbox: mpsc::UnboundedReceiver<Message>) {
+    let timeouts = config.limits.connection_timeouts();
     let shared = Arc::new(Shared {
         tables: config.tables,
         upstream: Upstream::start(config.connect_timeout),
         limits: config.limits,
+        escaped_slashes: config.escaped_slashes,
+        timeouts,
     });
-    let mut graceful = Some(GracefulShutdown::new());
+    let registry = Arc::new(Registry::default());
+    let mut draining = false;
     while let Some(message) = inbox.recv().await {
         let accepted = match message {
             Message::Serve(accepted) => accepted,
             Message::Drain(done) => {
-                if let Some(open) = graceful.take() {
+                if !draining {
+                    draining = true;
+                    let registry = Arc::clone(&registry);
                     tokio::spawn(async move {
-                        open.shutdown().await;
+                        registry.drain().await;
                         let _ = done.send(());
                     });
                 }
@@ -122,8 +152,10 @@ async fn serve_accepted(config: WorkerConfig, mut inbox: mpsc::UnboundedReceiver
             }
         };
         // Once draining, a connection handed over late is dropped, which closes it.
-        let Some(open) = &graceful else { continue };
-        let Accepted { stream, peer, socket } = accepted;
+        if draining {
+            continue;
+        }
+        let Accepted { stream, peer, socket, permit, trusted } = accepted;
         let stream = match tokio::net::TcpStream::from_std(stream) {
             Ok(stream) => stream,
             Err(error) => {
@@ -131,18 +163,20 @@ async fn serve_accepted(config: WorkerConfig, mut inbox: mpsc::UnboundedReceiver
                 continue;
             }
         };
+        let state = registry.open(permit);
+        let connection = Connection::new(socket, peer, trusted, Arc::clone(&state));
         let tls = shared.tables.load().socket(socket).and_then(|s| s.tls.clone());
-        let serving = Serving { shared: Arc::clone(&shared), http: config.http.clone(), watcher: open.watcher() };
+        let serving = Serving { shared: Arc::clone(&shared), http: config.http.clone(), state, timeouts };
         tokio::spawn(async move {
-            METRICS.active_connections.inc();
             match tls {
-                None => serving.serve(stream, Connection::new(socket, peer)).await,
+                None => serving.serve(stream, connection).await,
+                // The handshake has the time a client has for its request headers; the watch
+                // (deadlines, the first-line check) is on the decrypted stream.
                 Some(tls) => match tls::handshake(stream, &tls, serving.shared.limits.header_read_timeout).await {
-                    Ok((stream, sni)) => serving.serve(stream, Connection::new(socket, peer).with_tls(sni)).await,
+                    Ok((stream, sni)) => serving.serve(stream, connection.with_tls(sni)).await,
                     Err(error) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                 },
             }
-            METRICS.active_connections.dec();
         });
     }
 }
@@ -151,7 +185,8 @@ async fn serve_accepted(config: WorkerConfig, mut inbox: mpsc::UnboundedReceiver
 struct Serving {
     shared: Arc<Shared>,
     http: auto::Builder<TokioExecutor>,
-    watcher: Watcher,
+    state: Arc<ConnState>,
+    timeouts: Timeouts,
 }
 
 impl Serving {
@@ -161,15 +196,22 @@ impl Serving {
     {
         let peer = connection.peer;
         let shared = self.shared;
-        let service = service_fn(move |request| {
+        let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            // Busy until the response body is sent (or dropped).
+            let guard = connection.state.request_started(request.version() == http::Version::HTTP_2);
             let shared = Arc::clone(&shared);
             let connection = connection.clone();
-            async move { Ok::<_, std::convert::Infallible>(handler::handle(shared, connection, request).await) }
+            async move {
+                let response = handler::handle(shared, connection, request).await;
+                Ok::<_, std::convert::Infallible>(response.map(|body| Guarded::new(body, guard)))
+            }
         });
-        let serving =
-            self.watcher.watch(self.http.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
-        if let Err(error) = serving.await {
-            tracing::debug!(%peer, %error, "connection ended with an error");
+        let io = TokioIo::new(Watched::new(io, Arc::clone(&self.state)));
+        let served = self.http.serve_connection_with_upgrades(io, service).into_owned();
+        match Supervised::new(served, self.state, self.timeouts).await {
+            Ended::Finished(Ok(())) => {}
+            Ended::Finished(Err(error)) => tracing::debug!(%peer, %error, "connection ended with an error"),
+            Ended::Closed(reason) => tracing::debug!(%peer, reason = reason.label(), "connection closed"),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Multi-document YAML to typed objects, by apiVersion and kind.
 
+mod nesting;
+
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
@@ -16,8 +18,9 @@ pub struct DocumentError {
 }
 
 /// Parses every document of a YAML stream. A syntax error ends the stream: the whole text is
-/// then unusable, reported as `Err`.
+/// then unusable, reported as `Err`; so is nesting that would make parsing expensive.
 pub fn parse_documents(text: &str) -> Result<(Vec<Object>, Vec<DocumentError>), String> {
+    nesting::check(text)?;
     let mut objects = Vec::new();
     let mut problems = Vec::new();
     for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
@@ -157,5 +160,14 @@ metadata: {name: team-a}
     #[test]
     fn a_yaml_syntax_error_rejects_the_whole_text() {
         assert!(parse_documents("kind: [unclosed").is_err());
+    }
+
+    #[test]
+    fn pathological_nesting_is_rejected_before_parsing() {
+        let deep = format!("{}{}", "[".repeat(60_000), "]".repeat(60_000));
+        let started = std::time::Instant::now();
+        let error = parse_documents(&deep).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_millis(200), "{:?}", started.elapsed());
+        assert!(error.contains("document 1"), "{error}");
     }
 }
