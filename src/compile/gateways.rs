@@ -151,7 +151,7 @@ pub(super) fn collect<'a>(
             place_on_addresses(&mut gateways, options.bind_address, pool.as_ref());
             assign_sockets(&mut gateways);
         }
-        Placement::Services(services) => place_behind_services(&mut gateways, index, options.bind_address, services),
+        Placement::Services(services) => place_behind_services(&mut gateways, index, options, services),
     }
     gateways
 }
@@ -225,9 +225,10 @@ fn place_on_addresses(gateways: &mut [GatewayModel<'_>], bind_address: IpAddr, p
 fn place_behind_services(
     gateways: &mut [GatewayModel<'_>],
     index: &Index,
-    bind_address: IpAddr,
+    options: &CompileOptions,
     placement: &ServicePlacement,
 ) {
+    let controller = placement::labels::controller_value(&options.controller_name);
     let endpoints = placement::data_plane_endpoints(index, &placement.data_plane);
     let mut ports = PortAllocator::default();
     for gw in gateways.iter_mut() {
@@ -264,7 +265,7 @@ fn place_behind_services(
                 }
             }
         }
-        gw.addresses = vec![bind_address];
+        gw.addresses = vec![options.bind_address];
         gw.socket_ports = mappings.iter().map(|m| (m.port, m.target_port)).collect();
         let mut addresses =
             existing.map(|s| placement::service_addresses(s, placement.service_type)).unwrap_or_default();
@@ -282,6 +283,7 @@ fn place_behind_services(
         let mut labels = infrastructure.and_then(|i| i.labels.clone()).unwrap_or_default();
         labels.insert(placement::labels::GATEWAY_NAME.to_string(), gw.key.name.clone());
         labels.insert(placement::labels::MANAGED_BY.to_string(), placement::labels::MANAGED_BY_VALUE.to_string());
+        labels.insert(placement::labels::CONTROLLER.to_string(), controller.clone());
         gw.service = Some(GatewayService {
             name,
             gateway_uid: gw.gateway.metadata.uid.clone(),

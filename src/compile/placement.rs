@@ -87,6 +87,14 @@ pub mod labels {
     pub const GATEWAY_NAME: &str = "gateway.networking.k8s.io/gateway-name";
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
     pub const MANAGED_BY_VALUE: &str = "gantry";
+    /// Which installation made it (a hash of its controller name), so that one installation
+    /// never deletes what another made.
+    pub const CONTROLLER: &str = "gantry.dev/controller";
+
+    /// The value of `CONTROLLER` for a controller name (label values cannot hold a `/`).
+    pub fn controller_value(controller_name: &str) -> String {
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(controller_name.as_bytes()))
+    }
 }
 
 /// What the data plane must run for one Gateway in the `Services` placement: its Service and

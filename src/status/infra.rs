@@ -32,6 +32,7 @@ const SLICE_MANAGER: &str = "gateway-controller.gantry.dev";
 pub async fn reconcile(
     client: &Client,
     stores: &Stores,
+    controller_name: &str,
     desired: &std::collections::BTreeMap<ObjectKey, GatewayService>,
 ) {
     for (gateway, service) in desired {
@@ -44,7 +45,7 @@ pub async fn reconcile(
             apply(api, stores.endpoint_slices(), &ObjectKey::new(gateway.namespace.clone(), name), slice).await;
         }
     }
-    delete_stale(client, stores, desired).await;
+    delete_stale(client, stores, &labels::controller_value(controller_name), desired).await;
 }
 
 fn owner(gateway: &ObjectKey, service: &GatewayService) -> Value {
@@ -153,13 +154,18 @@ where
     }
 }
 
-/// Deletes Services and slices that carry Gantry's marks but that no Gateway needs now (its
-/// Gateway went to another class, or cannot be placed).
+/// Deletes Services and slices that this installation made (they carry its controller mark)
+/// but that no Gateway needs now (its Gateway went to another class, or cannot be placed).
+/// What another installation made is never touched.
 async fn delete_stale(
     client: &Client,
     stores: &Stores,
+    controller: &str,
     desired: &std::collections::BTreeMap<ObjectKey, GatewayService>,
 ) {
+    let made_here = |l: Option<&std::collections::BTreeMap<String, String>>| {
+        l.and_then(|l| l.get(labels::CONTROLLER)).map(String::as_str) == Some(controller)
+    };
     let wanted: BTreeSet<ObjectKey> =
         desired.iter().map(|(gw, s)| ObjectKey::new(gw.namespace.clone(), s.name.clone())).collect();
     let stale_services: Vec<ObjectKey> = stores
@@ -167,7 +173,7 @@ async fn delete_stale(
         .state()
         .iter()
         .filter_map(|g| g.0.as_ref().ok())
-        .filter(|s| crate::compile::placement::is_ours(s) && has_gateway_label(s.metadata.labels.as_ref()))
+        .filter(|s| made_here(s.metadata.labels.as_ref()) && has_gateway_label(s.metadata.labels.as_ref()))
         .map(ObjectKey::of)
         .filter(|key| !wanted.contains(key))
         .collect();
@@ -182,8 +188,9 @@ async fn delete_stale(
         .filter_map(|g| g.0.as_ref().ok())
         .filter(|s| {
             let labels = s.metadata.labels.as_ref();
-            labels.and_then(|l| l.get("endpointslice.kubernetes.io/managed-by")).map(String::as_str)
-                == Some(SLICE_MANAGER)
+            made_here(labels)
+                && labels.and_then(|l| l.get("endpointslice.kubernetes.io/managed-by")).map(String::as_str)
+                    == Some(SLICE_MANAGER)
                 && !labels.and_then(|l| l.get("kubernetes.io/service-name")).is_some_and(|service| {
                     wanted.contains(&ObjectKey::new(s.metadata.namespace.clone().unwrap_or_default(), service.clone()))
                 })

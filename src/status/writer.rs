@@ -59,7 +59,8 @@ impl StatusWriter {
         // Generation 0 is the empty report from before the first compile: it would delete
         // every Gateway's Service.
         if self.gateway_services && report.generation > 0 {
-            super::infra::reconcile(&self.client, &self.stores, &report.status.gateway_services).await;
+            let (client, stores) = (&self.client, &self.stores);
+            super::infra::reconcile(client, stores, &self.controller_name, &report.status.gateway_services).await;
         }
         let now = Timestamp::now().round(Unit::Second).unwrap_or_else(|_| Timestamp::now()).to_string();
         for (key, status) in &report.status.gateway_classes {

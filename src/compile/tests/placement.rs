@@ -79,6 +79,10 @@ fn gateways_on_one_port_each_get_a_data_plane_port_and_a_service_of_their_own() 
     assert_eq!(other.labels["team"], "web", "infrastructure labels reach the Service");
     assert_eq!(other.labels["gateway.networking.k8s.io/gateway-name"], "other");
     assert_eq!(other.annotations["example.com/owner"], "me");
+    // The installation's mark: only what it made is ever deleted by it.
+    let mark = crate::compile::placement::labels::controller_value(CONTROLLER);
+    assert_eq!(other.labels["gantry.dev/controller"], mark);
+    assert_ne!(mark, crate::compile::placement::labels::controller_value("example.com/another"));
     let endpoints: Vec<(&str, bool, bool)> =
         other.endpoints.iter().map(|e| (e.address.as_str(), e.ready, e.terminating)).collect();
     assert_eq!(endpoints, [("10.244.0.8", false, true), ("10.244.0.9", true, false)]);
