@@ -399,7 +399,16 @@ func (r *podRun) finish() {
 	log.Printf("pod %s/%s stopped", r.namespace, r.name)
 }
 
-// kill sends SIGTERM to the container's process group, then SIGKILL after grace.
+// preStopSleep is the container's lifecycle.preStop.sleep (other preStop handlers are not run).
+func preStopSleep(spec *corev1.Container) time.Duration {
+	if spec == nil || spec.Lifecycle == nil || spec.Lifecycle.PreStop == nil || spec.Lifecycle.PreStop.Sleep == nil {
+		return 0
+	}
+	return time.Duration(spec.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+}
+
+// kill runs the preStop sleep, sends SIGTERM to the container's process group, then SIGKILL
+// after what is left of grace.
 func (r *podRun) kill(c *ctr, grace time.Duration) {
 	r.mu.Lock()
 	proc, exited := c.proc, c.exited
@@ -407,6 +416,17 @@ func (r *podRun) kill(c *ctr, grace time.Duration) {
 	r.mu.Unlock()
 	if proc == nil || !running {
 		return
+	}
+	// A preStop sleep runs first, inside the grace period, as the real kubelet does it: the
+	// Pod is already out of its Services' endpoints while it still serves.
+	if pause := preStopSleep(&c.spec); pause > 0 {
+		pause = min(pause, grace)
+		select {
+		case <-exited:
+			return
+		case <-time.After(pause):
+		}
+		grace -= pause
 	}
 	r.event(corev1.EventTypeNormal, "Killing", fmt.Sprintf("Stopping container %s (SIGTERM, SIGKILL after %s)", c.spec.Name, grace))
 	_ = syscall.Kill(-proc.Pid, syscall.SIGTERM)
