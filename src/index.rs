@@ -11,7 +11,7 @@ use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use serde_with::SerializeDisplay;
@@ -56,6 +56,8 @@ pub struct Index {
     pub services: BTreeMap<ObjectKey, Arc<Service>>,
     pub endpoint_slices: BTreeMap<ObjectKey, Arc<EndpointSlice>>,
     pub backend_policies: BTreeMap<ObjectKey, Arc<BackendPolicy>>,
+    /// TLS certificates and keys (`kubernetes.io/tls` Secrets) for HTTPS listeners.
+    pub secrets: BTreeMap<ObjectKey, Arc<Secret>>,
 }
 
 /// One object of any kind the index holds; what a source hands over.
@@ -69,6 +71,7 @@ pub enum Object {
     Service(Arc<Service>),
     EndpointSlice(Arc<EndpointSlice>),
     BackendPolicy(Arc<BackendPolicy>),
+    Secret(Arc<Secret>),
 }
 
 impl Object {
@@ -83,6 +86,7 @@ impl Object {
             Object::Service(_) => "Service",
             Object::EndpointSlice(_) => "EndpointSlice",
             Object::BackendPolicy(_) => "BackendPolicy",
+            Object::Secret(_) => "Secret",
         }
     }
 
@@ -96,6 +100,7 @@ impl Object {
             Object::Service(o) => ObjectKey::of(&**o),
             Object::EndpointSlice(o) => ObjectKey::of(&**o),
             Object::BackendPolicy(o) => ObjectKey::of(&**o),
+            Object::Secret(o) => ObjectKey::of(&**o),
         }
     }
 }
@@ -113,6 +118,7 @@ impl Index {
             Object::Service(o) => self.services.insert(key, o).is_some(),
             Object::EndpointSlice(o) => self.endpoint_slices.insert(key, o).is_some(),
             Object::BackendPolicy(o) => self.backend_policies.insert(key, o).is_some(),
+            Object::Secret(o) => self.secrets.insert(key, o).is_some(),
         }
     }
 
@@ -126,6 +132,23 @@ impl Index {
             .unwrap_or_default();
         labels.insert("kubernetes.io/metadata.name".to_string(), namespace.to_string());
         labels
+    }
+
+    /// Whether a ReferenceGrant in `to.namespace` lets objects of kind `from_kind` (a Gateway API
+    /// kind) in `from_namespace` refer to the core object `to` of kind `to_kind`.
+    pub fn reference_granted(&self, from_kind: &str, from_namespace: &str, to_kind: &str, to: &ObjectKey) -> bool {
+        self.reference_grants
+            .range(ObjectKey::new(to.namespace.clone(), String::new())..)
+            .take_while(|(k, _)| k.namespace == to.namespace)
+            .any(|(_, grant)| {
+                grant.spec.from.iter().any(|f| {
+                    f.group == "gateway.networking.k8s.io" && f.kind == from_kind && f.namespace == from_namespace
+                }) && grant
+                    .spec
+                    .to
+                    .iter()
+                    .any(|t| t.group.is_empty() && t.kind == to_kind && t.name.as_deref().is_none_or(|n| n == to.name))
+            })
     }
 
     /// EndpointSlices that belong to a Service (label `kubernetes.io/service-name`).

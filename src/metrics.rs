@@ -44,6 +44,8 @@ pub struct Metrics {
     pub convergence: Histogram,
     /// Kubernetes mode: status patches by kind and result.
     pub status_writes: IntCounterVec,
+    pub infrastructure_writes: IntCounterVec,
+    pub tls_handshakes: IntCounterVec,
     /// 1 while this replica holds the status-writer Lease.
     pub leader: IntGauge,
 }
@@ -174,6 +176,22 @@ impl Metrics {
                 &["kind", "result"],
             )
             .expect("valid metric"),
+            infrastructure_writes: IntCounterVec::new(
+                Opts::new(
+                    "gantry_infrastructure_writes_total",
+                    "Services and EndpointSlices made for Gateways: applied, deleted or failed, by kind",
+                ),
+                &["kind", "result"],
+            )
+            .expect("valid metric"),
+            tls_handshakes: IntCounterVec::new(
+                Opts::new(
+                    "gantry_tls_handshakes_total",
+                    "TLS handshakes on HTTPS listeners, by outcome (ok, error, timeout)",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
             leader: IntGauge::new("gantry_leader", "1 while this replica writes status (holds the Lease)")
                 .expect("valid metric"),
             registry,
@@ -202,6 +220,8 @@ impl Metrics {
             Box::new(m.reflector_errors.clone()),
             Box::new(m.convergence.clone()),
             Box::new(m.status_writes.clone()),
+            Box::new(m.infrastructure_writes.clone()),
+            Box::new(m.tls_handshakes.clone()),
             Box::new(m.leader.clone()),
         ] {
             r.register(c).expect("metric registered once");

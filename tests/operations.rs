@@ -404,3 +404,54 @@ fn a_thousand_swaps_under_load_fail_no_request() {
     assert!(!report.contains("Socket errors"), "no connection dropped: {report}");
     assert_eq!(s.get("/").header("x-generation"), Some(&*swaps.to_string()), "the last table serves");
 }
+
+#[test]
+fn gateways_on_one_port_each_get_a_pool_address_that_stays_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (echo(dir.path(), "first"), echo(dir.path(), "second"));
+    let port = free_port();
+    let mut config = gateway_yaml(&[]).replace("  listeners:\n", "  listeners: []\n");
+    for (name, backend, created) in
+        [("first", &first, "2026-01-01T00:00:00Z"), ("second", &second, "2026-02-01T00:00:00Z")]
+    {
+        config.push_str(&gateway_with_address(name, None, port, created));
+        config.push_str(&service_yaml("default", name, &[backend.address]));
+    }
+    let gateway = Gateway::start_with(&config, &["--gateway-address-pool", "127.0.10.0/24"]);
+    let address_of = |gateway: &Gateway, name: &str| {
+        gateway.config()["report"]["status"]["gateways"][format!("default/{name}")]["addresses"][0]["value"]
+            .as_str()
+            .unwrap_or_else(|| panic!("Gateway {name} has an address"))
+            .to_string()
+    };
+    let (a, b) = (address_of(&gateway, "first"), address_of(&gateway, "second"));
+    assert!(a.starts_with("127.0.10.") && b.starts_with("127.0.10.") && a != b, "{a} {b}");
+    assert_eq!(http_get(&format!("http://{a}:{port}/")).backend(), "first");
+    assert_eq!(http_get(&format!("http://{b}:{port}/")).backend(), "second");
+
+    // The older Gateway goes: the newer keeps its address (nothing moves under a client).
+    let before = gateway.generation();
+    let without_first: String =
+        config.split("---\n").filter(|doc| !doc.contains("name: first")).collect::<Vec<_>>().join("---\n");
+    gateway.write_config(&without_first);
+    gateway.wait_generation_after(before);
+    assert_eq!(address_of(&gateway, "second"), b);
+    assert_eq!(http_get(&format!("http://{b}:{port}/")).backend(), "second");
+}
+
+#[test]
+fn a_log_file_written_into_the_config_folder_causes_no_reload() {
+    let s = setup(&route("r", "/", "a"), &[]);
+    let reloads = || metric(&s.gateway.metrics(), "gantry_config_reloads_total");
+    let before = reloads();
+    let log = s.gateway.config_file().with_file_name("gantry.log");
+    for i in 0..100 {
+        std::fs::write(&log, format!("log line {i}\n")).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // A YAML edit afterwards is still picked up: the watcher works, it only ignores the log.
+    let generation = s.gateway.generation();
+    s.gateway.write_config(&std::fs::read_to_string(s.gateway.config_file()).unwrap().replace("name: r,", "name: r2,"));
+    s.gateway.wait_generation_after(generation);
+    assert_eq!(reloads(), before + 1.0, "only the YAML edit reloaded");
+}

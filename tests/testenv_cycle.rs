@@ -34,7 +34,11 @@ fn down_leaves_nothing_behind_and_up_works_again() {
         .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
         .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
         .collect();
-    assert_eq!(pids.len(), 5, "etcd, apiserver, controller-manager, scheduler, kubelet: {pids:?}");
+    assert_eq!(
+        pids.len(),
+        8,
+        "etcd, apiserver, controller-manager, scheduler, kubelet, kube-proxy, lb-allocator, coredns: {pids:?}"
+    );
 
     testenv("down");
     for pid in pids.iter().chain([&pod_pid]) {
@@ -45,7 +49,13 @@ fn down_leaves_nothing_behind_and_up_works_again() {
     assert!(!links.contains("gantry0"), "bridge left: {links}");
     assert!(!links.lines().any(|l| l.split(": ").nth(1).is_some_and(|n| n.starts_with("gv"))), "veths left: {links}");
     let routes = run("ip", &["route", "show"]);
-    assert!(!routes.contains("10.244.0."), "routes left: {routes}");
+    let (services, pool) = (testenv_setting("SERVICE_CIDR"), testenv_setting("LB_POOL"));
+    for range in ["10.244.0.", services.as_str(), pool.as_str()] {
+        assert!(!routes.contains(range), "routes left: {routes}");
+    }
+    // Neither the forward filter nor kube-proxy's rules stay behind.
+    let tables = run("nft", &["list", "tables"]);
+    assert!(!tables.contains("gantry_testenv") && !tables.contains("kube-proxy"), "nftables left: {tables}");
     assert!(!testenv_dir().join("kubeconfig").exists(), "kubeconfig of a stopped cluster left");
 
     testenv("up");

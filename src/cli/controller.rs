@@ -12,6 +12,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::run::{start, stop};
 use super::{ControllerArgs, ServeArgs, parse_duration};
+use crate::compile::placement::{ServicePlacement, ServiceType};
+use crate::compile::{CompileOptions, Placement};
+use crate::index::ObjectKey;
 use crate::runtime::Runtime;
 use crate::source::k8s::{self, Changes, Stores};
 use crate::status::leader::{self, LeaseSettings};
@@ -33,6 +36,15 @@ pub struct ControllerCmd {
     /// endpoints (the data-plane Pods' IPs), become the Gateways' `status.addresses`.
     #[arg(long, env = "GANTRY_GATEWAY_ADDRESS_SERVICE", conflicts_with = "gateway_addresses", value_parser = AddressSource::service)]
     pub gateway_address_service: Option<AddressSource>,
+    /// The Service that selects the data-plane Pods (NAMESPACE/NAME). When set, every Gateway
+    /// gets a Service of its own in its namespace, whose endpoints are those Pods and whose
+    /// ports map the listener ports onto data-plane ports unique per Gateway; without it,
+    /// listeners bind their own ports.
+    #[arg(long, env = "GANTRY_DATA_PLANE_SERVICE", value_parser = parse_key)]
+    pub data_plane_service: Option<ObjectKey>,
+    /// The type of the Services made per Gateway: LoadBalancer, ClusterIP or NodePort.
+    #[arg(long, env = "GANTRY_GATEWAY_SERVICE_TYPE", default_value = "LoadBalancer")]
+    pub gateway_service_type: ServiceType,
     /// Namespace of the status-writer Lease (in a Pod: its own namespace).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub lease_namespace: String,
@@ -57,7 +69,7 @@ const RESYNC: Duration = Duration::from_secs(30);
 
 pub async fn controller(args: ControllerCmd) -> anyhow::Result<()> {
     let client = client(args.kubeconfig.as_deref()).await?;
-    let runtime = start(&args.serve, &args.controller).await?;
+    let runtime = start(&args.serve, compile_options(&args)).await?;
     let changes = Arc::new(Changes::default());
     let stores = k8s::start(client.clone(), args.namespace.as_deref(), Arc::clone(&changes));
 
@@ -85,6 +97,7 @@ pub async fn controller(args: ControllerCmd) -> anyhow::Result<()> {
         stores.clone(),
         args.controller.controller_name.clone(),
         address_source(&args),
+        args.data_plane_service.is_some(),
         identity,
     );
     let (reports, report_updates) = tokio::sync::watch::channel(());
@@ -130,6 +143,25 @@ async fn write_status(
         if *leading.borrow_and_update() {
             writer.write(&runtime.report()).await;
         }
+    }
+}
+
+fn compile_options(args: &ControllerCmd) -> CompileOptions {
+    let mut options = args.controller.compile_options();
+    if let Some(data_plane) = &args.data_plane_service {
+        options.placement = Placement::Services(ServicePlacement {
+            service_type: args.gateway_service_type,
+            data_plane: data_plane.clone(),
+            pool: args.controller.gateway_address_pool,
+        });
+    }
+    options
+}
+
+fn parse_key(text: &str) -> Result<ObjectKey, String> {
+    match text.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() => Ok(ObjectKey::new(ns, name)),
+        _ => Err(format!("expected NAMESPACE/NAME, got {text:?}")),
     }
 }
 

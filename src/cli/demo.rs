@@ -94,6 +94,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         controller: ControllerArgs {
             controller_name: "gantry.dev/gateway-controller".into(),
             bind_address: [127, 0, 0, 1].into(),
+            gateway_address_pool: None,
         },
         serve: ServeArgs {
             admin_address: args.admin_address,

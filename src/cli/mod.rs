@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::compile::CompileOptions;
+use crate::compile::{CompileOptions, Placement};
 
 #[derive(Parser, Debug)]
 #[command(name = "gantry", version, about = "A Gateway API ingress controller with its own hyper data plane")]
@@ -28,7 +28,7 @@ pub enum Command {
     /// Serve Gateway API objects from YAML files or folders (file mode), reloading on change.
     Run(RunArgs),
     /// Kubernetes mode: watch the cluster's Gateway API objects, serve them, write their status.
-    Controller(controller::ControllerCmd),
+    Controller(Box<controller::ControllerCmd>),
     /// Load and compile the configuration, print every problem, exit non-zero if there is one.
     Check(CheckArgs),
     /// Run one of the bookinfo sample services (productpage, details, reviews, ratings).
@@ -57,11 +57,23 @@ pub struct ControllerArgs {
     /// Address that listeners of Gateways without `spec.addresses` bind.
     #[arg(long, env = "GANTRY_BIND_ADDRESS", default_value = "0.0.0.0")]
     pub bind_address: IpAddr,
+    /// Addresses for Gateways (CIDR). Listeners binding their own ports: each Gateway without
+    /// `spec.addresses` (or with an entry without a value) gets an address of it, the same for
+    /// its whole life. With Services per Gateway: the addresses `spec.addresses` may ask the
+    /// load balancer for.
+    #[arg(long, env = "GANTRY_GATEWAY_ADDRESS_POOL")]
+    pub gateway_address_pool: Option<ipnet::IpNet>,
 }
 
 impl ControllerArgs {
+    /// Options where every listener binds its own port (file mode, and Kubernetes mode
+    /// without Services per Gateway).
     pub fn compile_options(&self) -> CompileOptions {
-        CompileOptions { controller_name: self.controller_name.clone(), bind_address: self.bind_address }
+        CompileOptions {
+            controller_name: self.controller_name.clone(),
+            bind_address: self.bind_address,
+            placement: Placement::Bind { pool: self.gateway_address_pool },
+        }
     }
 }
 
@@ -112,7 +124,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub async fn main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args).await.map(|()| std::process::ExitCode::SUCCESS),
-        Command::Controller(args) => controller::controller(args).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::Controller(args) => controller::controller(*args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Check(args) => check::check(args),
         Command::Bookinfo(args) => crate::bookinfo::run(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Demo(args) => demo::demo(args).await.map(|()| std::process::ExitCode::SUCCESS),

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::Notify;
 
-use super::{ControllerArgs, RunArgs, ServeArgs};
+use super::{RunArgs, ServeArgs};
+use crate::compile::CompileOptions;
 use crate::proxy::{DataPlane, DataPlaneOptions};
 use crate::runtime::Runtime;
 use crate::source::file::{DEBOUNCE, FileSource, Load};
@@ -19,7 +20,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// Serves the files of `args` until `shutdown` resolves, then drains.
 pub async fn serve(args: &RunArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-    let runtime = start(&args.serve, &args.controller).await?;
+    let runtime = start(&args.serve, args.controller.compile_options()).await?;
     let mut source = FileSource::new(args.config.clone());
     let changed = Arc::new(Notify::new());
     let _watcher = source.watch(Arc::clone(&changed)).context("cannot watch the configuration files")?;
@@ -42,7 +43,7 @@ pub async fn serve(args: &RunArgs, shutdown: impl std::future::Future<Output = (
 
 /// What every serving mode starts: the data plane (no sockets until a table lists them), the
 /// runtime that compiles into it, and the admin endpoint.
-pub(super) async fn start(serve: &ServeArgs, controller: &ControllerArgs) -> anyhow::Result<Arc<Runtime>> {
+pub(super) async fn start(serve: &ServeArgs, options: CompileOptions) -> anyhow::Result<Arc<Runtime>> {
     let admin = crate::admin::bind(serve.admin_address)
         .await
         .with_context(|| format!("cannot bind the admin address {}", serve.admin_address))?;
@@ -53,7 +54,7 @@ pub(super) async fn start(serve: &ServeArgs, controller: &ControllerArgs) -> any
         workers: serve.workers.map_or_else(default_workers, usize::from),
     })
     .context("cannot start the data plane's worker threads")?;
-    let runtime = Arc::new(Runtime::new(data_plane, controller.compile_options()));
+    let runtime = Arc::new(Runtime::new(data_plane, options));
     tokio::spawn(crate::admin::serve(admin, Arc::clone(&runtime), serve.edge.expose_config));
     tracing::info!(admin = %serve.admin_address, "admin endpoint serving /metrics /healthz /readyz /config");
     Ok(runtime)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 
 use super::conditions::{condition, ok, reasons, types};
-use super::{GATEWAY_GROUP, Status, report};
+use super::{Status, report};
 use crate::balance::{BalancerConfig, Endpoint, Registry};
 use crate::index::{Index, ObjectKey};
 use crate::policy::{BackendPolicyStatus, balancer_config};
@@ -107,7 +107,14 @@ impl<'a> Resolver<'a> {
             ));
         }
         let namespace = r.namespace.unwrap_or(route_namespace);
-        if namespace != route_namespace && !self.granted(route_namespace, namespace, r.name) {
+        if namespace != route_namespace
+            && !self.index.reference_granted(
+                "HTTPRoute",
+                route_namespace,
+                "Service",
+                &ObjectKey::new(namespace, r.name),
+            )
+        {
             return Err(RefError::new(
                 reasons::REF_NOT_PERMITTED,
                 format!(
@@ -148,25 +155,6 @@ impl<'a> Resolver<'a> {
         let backend = Arc::new(Backend { id: Arc::clone(&id), protocol, state, metrics });
         self.cache.insert(id.to_string(), Arc::clone(&backend));
         Ok(backend)
-    }
-
-    /// Whether a ReferenceGrant in `to_namespace` lets HTTPRoutes of `from_namespace` use the
-    /// Service `name`.
-    fn granted(&self, from_namespace: &str, to_namespace: &str, name: &str) -> bool {
-        self.index
-            .reference_grants
-            .range(ObjectKey::new(to_namespace, "")..)
-            .take_while(|(k, _)| k.namespace == to_namespace)
-            .any(|(_, grant)| {
-                grant
-                    .spec
-                    .from
-                    .iter()
-                    .any(|f| f.group == GATEWAY_GROUP && f.kind == "HTTPRoute" && f.namespace == from_namespace)
-                    && grant.spec.to.iter().any(|t| {
-                        t.group.is_empty() && t.kind == "Service" && t.name.as_deref().is_none_or(|n| n == name)
-                    })
-            })
     }
 }
 

@@ -22,6 +22,9 @@ pub mod reasons {
     // Gateway
     pub const LISTENERS_NOT_VALID: &str = "ListenersNotValid";
     pub const UNSUPPORTED_ADDRESS: &str = "UnsupportedAddress";
+    pub const ADDRESS_NOT_USABLE: &str = "AddressNotUsable";
+    pub const ADDRESS_NOT_ASSIGNED: &str = "AddressNotAssigned";
+    pub const INVALID_PARAMETERS: &str = "InvalidParameters";
     // Listener
     pub const NO_CONFLICTS: &str = "NoConflicts";
     pub const HOSTNAME_CONFLICT: &str = "HostnameConflict";
@@ -29,6 +32,7 @@ pub mod reasons {
     pub const PORT_UNAVAILABLE: &str = "PortUnavailable";
     pub const UNSUPPORTED_PROTOCOL: &str = "UnsupportedProtocol";
     pub const INVALID_ROUTE_KINDS: &str = "InvalidRouteKinds";
+    pub const INVALID_CERTIFICATE_REF: &str = "InvalidCertificateRef";
     // Route
     pub const NOT_ALLOWED_BY_LISTENERS: &str = "NotAllowedByListeners";
     pub const NO_MATCHING_LISTENER_HOSTNAME: &str = "NoMatchingListenerHostname";

@@ -7,14 +7,17 @@ mod attach;
 mod backends;
 mod build;
 pub mod conditions;
+pub(crate) mod features;
 mod filters;
 mod gateways;
 mod hostnames;
+pub mod placement;
 mod precedence;
 mod routes;
 mod rules;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -29,14 +32,18 @@ use crate::balance::Registry;
 use crate::index::{Index, ObjectKey};
 use crate::policy::BackendPolicyStatus;
 use crate::table::RouteTable;
+pub use placement::{GatewayService, Placement};
 
 /// The controller's own settings that shape the table.
 #[derive(Clone, Debug)]
 pub struct CompileOptions {
     /// Gateways whose GatewayClass names this controller are served.
     pub controller_name: String,
-    /// Where listeners of Gateways without `spec.addresses` bind.
+    /// Where listeners of Gateways without `spec.addresses` bind (in the `Services`
+    /// placement: where every data-plane port binds).
     pub bind_address: IpAddr,
+    /// How Gateways get addresses.
+    pub placement: Placement,
 }
 
 /// The result of one compile.
@@ -56,6 +63,8 @@ pub struct Status {
     pub gateways: BTreeMap<ObjectKey, GatewayStatus>,
     pub http_routes: BTreeMap<ObjectKey, HttpRouteStatus>,
     pub backend_policies: BTreeMap<ObjectKey, BackendPolicyStatus>,
+    /// In the `Services` placement: the Service (and its endpoints) each Gateway needs.
+    pub gateway_services: BTreeMap<ObjectKey, GatewayService>,
     pub problems: Vec<Problem>,
 }
 

@@ -19,6 +19,9 @@ use crate::table::HostKey;
 pub(super) struct ServedRoute {
     pub key: ObjectKey,
     pub created: Option<Timestamp>,
+    /// The route's own `spec.hostnames` (empty: none), which rank it among routes whose
+    /// hostnames intersect.
+    pub hostnames: Vec<HostKey>,
     pub rules: Vec<rules::CompiledRule>,
 }
 
@@ -66,6 +69,7 @@ pub(super) fn attach_all(
         let served = Arc::new(ServedRoute {
             key: key.clone(),
             created: route.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            hostnames,
             rules,
         });
         let generation = route.metadata.generation;
@@ -73,7 +77,7 @@ pub(super) fn attach_all(
         let mut statuses = Vec::new();
         for (gi, parent) in parents {
             let gw = &gateways[gi];
-            let outcome = attach::attach(index, gw, parent, &key.namespace, &hostnames);
+            let outcome = attach::attach(index, gw, parent, &key.namespace, &served.hostnames);
             let accepted = match (&outcome, served.rules.is_empty()) {
                 (Err((reason, message)), _) => condition(types::ACCEPTED, false, reason, message.clone(), generation),
                 (Ok(_), true) => {

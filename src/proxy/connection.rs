@@ -239,13 +239,26 @@ pub struct Connection {
     /// The peer is a proxy whose forwarding headers are believed.
     pub trusted: bool,
     pub state: Arc<ConnState>,
+    /// Set when the connection came over TLS: the server name it asked for (SNI), if any.
+    pub tls: Option<Option<Arc<str>>>,
 }
 
 impl Connection {
     pub fn new(socket: SocketAddr, peer: SocketAddr, trusted: bool, state: Arc<ConnState>) -> Self {
         let peer_ip =
             HeaderValue::try_from(peer.ip().to_canonical().to_string()).expect("an IP address is a valid header value");
-        Self { socket, peer, peer_ip, trusted, state }
+        Self { socket, peer, peer_ip, trusted, state, tls: None }
+    }
+
+    /// The connection came over TLS, asking for server name `sni`.
+    pub fn with_tls(mut self, sni: Option<Box<str>>) -> Self {
+        self.tls = Some(sni.map(Arc::from));
+        self
+    }
+
+    /// `https` over TLS, else `http`: what `X-Forwarded-Proto` and redirects say.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 }
 

@@ -24,6 +24,8 @@ pub enum ProxyError {
     ClientBodyTimeout,
     #[error("no route matches the request")]
     NoRoute,
+    #[error("the request's host belongs to another listener than the TLS server name (SNI) it connected with")]
+    Misdirected,
     #[error("the matched rule has no backend to send to")]
     NoBackend,
     #[error("backend reference not resolved: {0}")]
@@ -58,6 +60,7 @@ impl ProxyError {
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             // The Gateway API asks for 500 when a rule's backend cannot be resolved.
             ProxyError::NoBackend | ProxyError::UnresolvedBackend(_) | ProxyError::Rewrite(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -114,7 +114,7 @@ pub fn set(headers: &mut HeaderMap, connection: &Connection, host: &str) {
         }
     }
     if let Entry::Vacant(entry) = headers.entry(&X_FORWARDED_PROTO) {
-        entry.insert(HeaderValue::from_static("http"));
+        entry.insert(HeaderValue::from_static(connection.scheme()));
     }
     if let (Entry::Vacant(entry), Some(value)) = (headers.entry(&X_FORWARDED_HOST), forwarded_host) {
         entry.insert(value);

@@ -107,6 +107,13 @@ async fn serve<'t>(
     let query = request.uri().query().map(str::to_owned);
 
     let socket = table.socket(connection.socket).ok_or(ProxyError::NoRoute)?;
+    // Over TLS, the listener the handshake chose (by SNI) must be the one the Host names: a
+    // certificate for one listener never gives access to another listener's routes.
+    if let (Some(tls), Some(sni)) = (&socket.tls, &connection.tls)
+        && tls.listener_of(sni.as_deref().unwrap_or("")) != tls.listener_of(&host)
+    {
+        return Err(ProxyError::Misdirected);
+    }
     let routes = socket.hosts.lookup(&host).ok_or(ProxyError::NoRoute)?;
     let parts =
         RequestParts { method: request.method(), path: &path, query: query.as_deref(), headers: request.headers() };
@@ -117,8 +124,8 @@ async fn serve<'t>(
         host,
         path,
         query,
-        listener_port: connection.socket.port(),
-        scheme: "http",
+        listener_port: socket.listener_port,
+        scheme: connection.scheme(),
         matched_prefix: entry.matches.path.matched_prefix_len(),
     };
     let rule = &entry.rule;

@@ -18,6 +18,7 @@ mod pool;
 mod request_body;
 mod server;
 mod supervise;
+mod tls;
 mod upgrade;
 mod upstream;
 mod validate;

@@ -18,10 +18,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::Limits;
 use super::admission::Permit;
 use super::body::Guarded;
-use super::connection::{Connection, Registry};
+use super::connection::{ConnState, Connection, Registry, Timeouts};
 use super::handler::{self, Shared};
 use super::normalize::EscapedSlashes;
 use super::supervise::{Ended, Graceful, Supervised, Watched};
+use super::tls;
 use super::upstream::Upstream;
 use crate::table::RouteTable;
 
@@ -164,7 +165,37 @@ async fn serve_accepted(config: WorkerConfig, mut inbox: mpsc::UnboundedReceiver
         };
         let state = registry.open(permit);
         let connection = Connection::new(socket, peer, trusted, Arc::clone(&state));
-        let shared = Arc::clone(&shared);
+        let tls = shared.tables.load().socket(socket).and_then(|s| s.tls.clone());
+        let serving = Serving { shared: Arc::clone(&shared), http: config.http.clone(), state, timeouts };
+        tokio::spawn(async move {
+            match tls {
+                None => serving.serve(stream, connection).await,
+                // The handshake has the time a client has for its request headers; the watch
+                // (deadlines, the first-line check) is on the decrypted stream.
+                Some(tls) => match tls::handshake(stream, &tls, serving.shared.limits.header_read_timeout).await {
+                    Ok((stream, sni)) => serving.serve(stream, connection.with_tls(sni)).await,
+                    Err(error) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                },
+            }
+        });
+    }
+}
+
+/// What a connection's task needs to serve HTTP on it, plain or over TLS.
+struct Serving {
+    shared: Arc<Shared>,
+    http: auto::Builder<TokioExecutor>,
+    state: Arc<ConnState>,
+    timeouts: Timeouts,
+}
+
+impl Serving {
+    async fn serve<I>(self, io: I, connection: Connection)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = connection.peer;
+        let shared = self.shared;
         let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
             // Busy until the response body is sent (or dropped).
             let guard = connection.state.request_started(request.version() == http::Version::HTTP_2);
@@ -175,14 +206,12 @@ async fn serve_accepted(config: WorkerConfig, mut inbox: mpsc::UnboundedReceiver
                 Ok::<_, std::convert::Infallible>(response.map(|body| Guarded::new(body, guard)))
             }
         });
-        let io = TokioIo::new(Watched::new(stream, Arc::clone(&state)));
-        let served = config.http.serve_connection_with_upgrades(io, service).into_owned();
-        tokio::spawn(async move {
-            match Supervised::new(served, state, timeouts).await {
-                Ended::Finished(Ok(())) => {}
-                Ended::Finished(Err(error)) => tracing::debug!(%peer, %error, "connection ended with an error"),
-                Ended::Closed(reason) => tracing::debug!(%peer, reason = reason.label(), "connection closed"),
-            }
-        });
+        let io = TokioIo::new(Watched::new(io, Arc::clone(&self.state)));
+        let served = self.http.serve_connection_with_upgrades(io, service).into_owned();
+        match Supervised::new(served, self.state, self.timeouts).await {
+            Ended::Finished(Ok(())) => {}
+            Ended::Finished(Err(error)) => tracing::debug!(%peer, %error, "connection ended with an error"),
+            Ended::Closed(reason) => tracing::debug!(%peer, reason = reason.label(), "connection closed"),
+        }
     }
 }

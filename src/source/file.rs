@@ -102,8 +102,11 @@ impl FileSource {
     /// Wakes `changed` whenever a file under the paths changes. The watcher stops when the
     /// returned value is dropped.
     pub fn watch(&self, changed: Arc<Notify>) -> notify::Result<notify::RecommendedWatcher> {
+        let named: Vec<PathBuf> = self.paths.iter().filter(|p| !p.is_dir()).cloned().collect();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-            Ok(event) if !event.kind.is_access() => changed.notify_one(),
+            Ok(event) if !event.kind.is_access() && event.paths.iter().any(|p| loads(&named, p)) => {
+                changed.notify_one()
+            }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "file watch error"),
         })?;
@@ -125,6 +128,16 @@ impl FileSource {
 
 /// How long to wait after a change for more changes, so that a burst compiles once.
 pub const DEBOUNCE: Duration = Duration::from_millis(10);
+
+/// Whether a change at `path` can change what is loaded: a named file, a YAML file, or a folder
+/// (one that is gone can no longer be asked; a path without an extension may have been one).
+/// Anything else in a watched folder, such as a log file written there, is not reloaded for.
+fn loads(named: &[PathBuf], path: &Path) -> bool {
+    is_yaml(path)
+        || named.iter().any(|n| n == path || n.file_name() == path.file_name())
+        || path.is_dir()
+        || (path.extension().is_none() && !path.exists())
+}
 
 fn is_yaml(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
@@ -223,6 +236,16 @@ mod tests {
         let load = source.load();
         assert!(load.index.http_routes.keys().any(|k| k.name == "s"), "an edit of the same size is read");
         assert!(!load.index.http_routes.keys().any(|k| k.name == "r"));
+    }
+
+    #[test]
+    fn only_changes_to_what_is_loaded_trigger_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gantry.log"), "a log line").unwrap();
+        assert!(!loads(&[], &dir.path().join("gantry.log")), "a log file in the folder is no reason to reload");
+        assert!(loads(&[], &dir.path().join("r.yml")));
+        assert!(loads(&[dir.path().join("config")], &dir.path().join("config")), "a file named on the command line");
+        assert!(loads(&[], dir.path()), "a folder");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::core::{DeserializeGuard, NamespaceResourceScope};
 use kube::runtime::reflector::{self, Store, reflector};
@@ -40,6 +40,9 @@ pub struct Stores {
     services: Guarded<Service>,
     endpoint_slices: Guarded<EndpointSlice>,
     backend_policies: Guarded<BackendPolicy>,
+    /// Only `kubernetes.io/tls` Secrets: what HTTPS listeners can use, and nothing else of
+    /// the cluster's credentials is held in memory.
+    secrets: Guarded<Secret>,
 }
 
 /// Wakes the compile loop; `last_change` is when the newest change arrived (for the
@@ -73,6 +76,11 @@ pub fn start(client: Client, namespace: Option<&str>, changes: Arc<Changes>) -> 
         services: watch(scoped(&client, namespace), &changes),
         endpoint_slices: watch(scoped(&client, namespace), &changes),
         backend_policies: watch(scoped(&client, namespace), &changes),
+        secrets: watch_with(
+            scoped(&client, namespace),
+            watcher::Config::default().fields("type=kubernetes.io/tls"),
+            &changes,
+        ),
     }
 }
 
@@ -93,9 +101,17 @@ where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
+    watch_with(api, watcher::Config::default(), changes)
+}
+
+fn watch_with<K>(api: Api<DeserializeGuard<K>>, config: watcher::Config, changes: &Arc<Changes>) -> Guarded<K>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
     let kind = K::kind(&K::DynamicType::default()).into_owned();
     let (store, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+    let stream = reflector(writer, watcher(api, config).default_backoff());
     let changes = Arc::clone(changes);
     tokio::spawn(async move {
         let events = METRICS.reflector_events.with_label_values(&[&kind]);
@@ -134,6 +150,7 @@ impl Stores {
             self.services.wait_until_ready(),
             self.endpoint_slices.wait_until_ready(),
             self.backend_policies.wait_until_ready(),
+            self.secrets.wait_until_ready(),
         );
     }
 
@@ -149,6 +166,7 @@ impl Stores {
         collect(&self.services, Object::Service, &mut index, &mut errors);
         collect(&self.endpoint_slices, Object::EndpointSlice, &mut index, &mut errors);
         collect(&self.backend_policies, Object::BackendPolicy, &mut index, &mut errors);
+        collect(&self.secrets, Object::Secret, &mut index, &mut errors);
         (index, errors)
     }
 

@@ -66,6 +66,7 @@ fn to_object(mut value: Value) -> Result<Object, Rejection> {
         ("", "Service") => typed(value).map(Object::Service),
         ("discovery.k8s.io", "EndpointSlice") => typed(value).map(Object::EndpointSlice),
         ("gantry.dev", "BackendPolicy") => typed(value).map(Object::BackendPolicy),
+        ("", "Secret") => typed(value).map(Object::Secret),
         _ => {
             return Err((
                 Some(label.clone()),

@@ -36,15 +36,7 @@ pub fn entry(value: &str) -> Value {
 /// The Service's load-balancer ingress, else the ready addresses of its EndpointSlices; sorted
 /// and without duplicates so that the status does not flap between equal lists.
 pub fn of_service<'a>(service: &Service, slices: impl Iterator<Item = &'a EndpointSlice>) -> Vec<String> {
-    let ingress: Vec<String> = service
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone()))
-        .collect();
+    let ingress = crate::compile::placement::load_balancer_ingress(service);
     let mut addresses = if ingress.is_empty() {
         slices
             .flat_map(|slice| slice.endpoints.iter())

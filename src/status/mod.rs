@@ -5,6 +5,7 @@
 //! server-side apply under Gantry's field manager (`writer`).
 
 mod addresses;
+mod infra;
 pub mod leader;
 mod stamp;
 pub mod writer;

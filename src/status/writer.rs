@@ -24,7 +24,7 @@ use crate::runtime::Report;
 use crate::source::k8s::Stores;
 
 /// Gantry's field manager for server-side apply.
-const FIELD_MANAGER: &str = "gantry";
+pub(super) const FIELD_MANAGER: &str = "gantry";
 
 pub struct StatusWriter {
     client: Client,
@@ -32,6 +32,8 @@ pub struct StatusWriter {
     controller_name: String,
     /// Published as `status.addresses` of Gateways that do not name their own.
     addresses: AddressSource,
+    /// Whether Gantry makes a Service per Gateway (and so owns the ones it made).
+    gateway_services: bool,
     recorder: Recorder,
     /// Problems already published as Events, so that each is published once.
     published: HashSet<String>,
@@ -43,16 +45,23 @@ impl StatusWriter {
         stores: Stores,
         controller_name: String,
         addresses: AddressSource,
+        gateway_services: bool,
         instance: String,
     ) -> Self {
         let reporter = Reporter { controller: "gantry".into(), instance: Some(instance) };
         let recorder = Recorder::new(client.clone(), reporter);
-        Self { client, stores, controller_name, addresses, recorder, published: HashSet::new() }
+        Self { client, stores, controller_name, addresses, gateway_services, recorder, published: HashSet::new() }
     }
 
     /// Brings every status in the report onto its object. Failures are logged and counted;
     /// the next report tries again.
     pub async fn write(&mut self, report: &Report) {
+        // Generation 0 is the empty report from before the first compile: it would delete
+        // every Gateway's Service.
+        if self.gateway_services && report.generation > 0 {
+            let (client, stores) = (&self.client, &self.stores);
+            super::infra::reconcile(client, stores, &self.controller_name, &report.status.gateway_services).await;
+        }
         let now = Timestamp::now().round(Unit::Second).unwrap_or_else(|_| Timestamp::now()).to_string();
         for (key, status) in &report.status.gateway_classes {
             let api = Api::all(self.client.clone());
@@ -203,7 +212,7 @@ impl StatusWriter {
 }
 
 /// The object behind `key` in a store, when it deserialized.
-fn guarded<K>(store: &Store<DeserializeGuard<K>>, key: &ObjectKey) -> Option<K>
+pub(super) fn guarded<K>(store: &Store<DeserializeGuard<K>>, key: &ObjectKey) -> Option<K>
 where
     K: Resource + Clone,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
@@ -220,7 +229,7 @@ fn to_value<T: Serialize>(value: &T) -> Value {
 }
 
 /// Whether `live` already says everything `desired` says (it may say more).
-fn contains(live: &Value, desired: &Value) -> bool {
+pub(super) fn contains(live: &Value, desired: &Value) -> bool {
     match (live, desired) {
         (Value::Object(l), Value::Object(d)) => d.iter().all(|(k, v)| l.get(k).is_some_and(|lv| contains(lv, v))),
         (Value::Array(l), Value::Array(d)) => {

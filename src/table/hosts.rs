@@ -32,43 +32,50 @@ impl HostKey {
     }
 }
 
-#[derive(Debug, Default, Serialize)]
-pub struct HostRouter {
-    exact: HashMap<Box<str>, Arc<RouteList>>,
+/// Values keyed by host pattern, looked up the Gateway API's way: the exact name, else the
+/// longest wildcard suffix, else the catch-all.
+#[derive(Debug, Serialize)]
+pub struct HostMap<T> {
+    exact: HashMap<Box<str>, T>,
     /// Keyed by suffix including the leading dot.
-    wildcard: HashMap<Box<str>, Arc<RouteList>>,
-    any: Option<Arc<RouteList>>,
+    wildcard: HashMap<Box<str>, T>,
+    any: Option<T>,
 }
 
-impl HostRouter {
-    pub fn new(entries: impl IntoIterator<Item = (HostKey, RouteList)>) -> Self {
-        let mut router = HostRouter::default();
-        for (key, list) in entries {
-            let list = Arc::new(list);
+impl<T> Default for HostMap<T> {
+    fn default() -> Self {
+        Self { exact: HashMap::new(), wildcard: HashMap::new(), any: None }
+    }
+}
+
+impl<T> HostMap<T> {
+    pub fn new(entries: impl IntoIterator<Item = (HostKey, T)>) -> Self {
+        let mut map = HostMap::default();
+        for (key, value) in entries {
             match key {
                 HostKey::Exact(h) => {
-                    router.exact.insert(h.into_boxed_str(), list);
+                    map.exact.insert(h.into_boxed_str(), value);
                 }
                 HostKey::Wildcard(s) => {
-                    router.wildcard.insert(s.into_boxed_str(), list);
+                    map.wildcard.insert(s.into_boxed_str(), value);
                 }
-                HostKey::Any => router.any = Some(list),
+                HostKey::Any => map.any = Some(value),
             }
         }
-        router
+        map
     }
 
-    /// The routes for a request's host (without port). Case-insensitive.
-    pub fn lookup(&self, host: &str) -> Option<&RouteList> {
+    /// The value for a host (without port). Case-insensitive.
+    pub fn lookup(&self, host: &str) -> Option<&T> {
         if host.bytes().any(|b| b.is_ascii_uppercase()) {
             return self.lookup_lower(&host.to_ascii_lowercase());
         }
         self.lookup_lower(host)
     }
 
-    fn lookup_lower(&self, host: &str) -> Option<&RouteList> {
-        if let Some(list) = self.exact.get(host) {
-            return Some(list);
+    fn lookup_lower(&self, host: &str) -> Option<&T> {
+        if let Some(value) = self.exact.get(host) {
+            return Some(value);
         }
         if !self.wildcard.is_empty() {
             // Each dot starts a candidate suffix; the first found is the longest.
@@ -76,16 +83,38 @@ impl HostRouter {
                 if i == 0 {
                     continue; // a wildcard needs at least one label before the suffix
                 }
-                if let Some(list) = self.wildcard.get(&host[i..]) {
-                    return Some(list);
+                if let Some(value) = self.wildcard.get(&host[i..]) {
+                    return Some(value);
                 }
             }
         }
-        self.any.as_deref()
+        self.any.as_ref()
     }
 
     pub fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.wildcard.is_empty() && self.any.is_none()
+    }
+}
+
+/// The route lists of a socket by host.
+#[derive(Debug, Default, Serialize)]
+#[serde(transparent)]
+pub struct HostRouter {
+    map: HostMap<Arc<RouteList>>,
+}
+
+impl HostRouter {
+    pub fn new(entries: impl IntoIterator<Item = (HostKey, RouteList)>) -> Self {
+        Self { map: HostMap::new(entries.into_iter().map(|(key, list)| (key, Arc::new(list)))) }
+    }
+
+    /// The routes for a request's host (without port). Case-insensitive.
+    pub fn lookup(&self, host: &str) -> Option<&RouteList> {
+        self.map.lookup(host).map(|list| &**list)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
     }
 }
 
@@ -112,15 +141,15 @@ mod tests {
     #[test]
     fn exact_host_wins_over_wildcard() {
         let r = router();
-        assert!(same(r.lookup("foo.example.com"), r.exact.get("foo.example.com")));
-        assert!(same(r.lookup("FOO.Example.com"), r.exact.get("foo.example.com")));
+        assert!(same(r.lookup("foo.example.com"), r.map.exact.get("foo.example.com")));
+        assert!(same(r.lookup("FOO.Example.com"), r.map.exact.get("foo.example.com")));
     }
 
     #[test]
     fn longest_wildcard_suffix_wins() {
         let r = router();
-        assert!(same(r.lookup("x.bar.example.com"), r.wildcard.get(".bar.example.com")));
-        assert!(same(r.lookup("a.b.example.com"), r.wildcard.get(".example.com")));
+        assert!(same(r.lookup("x.bar.example.com"), r.map.wildcard.get(".bar.example.com")));
+        assert!(same(r.lookup("a.b.example.com"), r.map.wildcard.get(".example.com")));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod hosts;
 mod matching;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,8 +17,9 @@ use serde::Serialize;
 
 use crate::balance::BackendState;
 
-pub use hosts::{HostKey, HostRouter};
+pub use hosts::{HostKey, HostMap, HostRouter};
 pub use matching::{HeaderMatch, PathMatch, QueryMatch, RequestMatch, StringMatch};
+pub use tls::TlsSocket;
 
 /// Everything the data plane serves at one moment. Swapped whole; never mutated.
 #[derive(Debug, Default, Serialize)]
@@ -36,6 +38,11 @@ impl RouteTable {
 #[derive(Debug, Serialize)]
 pub struct Socket {
     pub address: SocketAddr,
+    /// The port clients connect to (the Gateway listeners' port): the socket's own port, or
+    /// the listener port that a Gateway's Service maps onto it. Redirects keep it.
+    pub listener_port: u16,
+    /// Set when the socket's listeners are HTTPS: connections are TLS first.
+    pub tls: Option<Arc<TlsSocket>>,
     /// `namespace/gateway/listener` of every listener this socket carries, for `/config`.
     pub listeners: Vec<String>,
     pub hosts: HostRouter,

@@ -3,7 +3,13 @@
 #![allow(dead_code, unused_imports)] // each test binary uses a different part of this module
 
 mod cluster;
+mod dns;
+mod gateways;
+mod helm;
 pub use cluster::*;
+pub use dns::*;
+pub use gateways::*;
+pub use helm::*;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -41,8 +41,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* "true" when a listener port below 1024 needs NET_BIND_SERVICE, else "". */}}
 {{- define "gantry.lowPorts" -}}
 {{- $low := .Values.dataPlane.lowPorts -}}
+{{- /* With a Service per Gateway the Pods bind data-plane ports from 10000 up. */ -}}
+{{- if not .Values.gatewayServices.enabled -}}
 {{- range .Values.dataPlane.service.ports -}}
 {{- if lt (int (default .port .targetPort)) 1024 -}}{{- $low = true -}}{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- if $low -}}true{{- end -}}
 {{- end -}}

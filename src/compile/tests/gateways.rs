@@ -56,18 +56,20 @@ fn http_listener_is_served_on_the_bind_address() {
 }
 
 #[test]
-fn https_listener_is_unsupported_protocol_and_not_served() {
+fn tls_and_tcp_listeners_are_unsupported_protocol_and_not_served() {
     let yaml = BASE.replace(
         "  - {name: http",
-        "  - {name: tls, port: 443, protocol: HTTPS}\n  - {name: tcp, port: 9000, protocol: TCP}\n  - {name: http",
+        "  - {name: tls, port: 443, protocol: TLS}\n  - {name: tcp, port: 9000, protocol: TCP}\n  - {name: http",
     );
     let c = run(&yaml);
     assert_eq!(c.listener_condition("infra/gw", "tls", "Accepted"), cond("False", "UnsupportedProtocol"));
     assert_eq!(c.listener_condition("infra/gw", "tcp", "Accepted"), cond("False", "UnsupportedProtocol"));
     assert_eq!(c.listener_condition("infra/gw", "tls", "Programmed"), cond("False", "Invalid"));
-    assert_eq!(c.gateway_condition("infra/gw", "Accepted"), cond("True", "Accepted"));
+    // Accepted, but saying that some listeners are not (GatewayListenerUnsupportedProtocol).
+    assert_eq!(c.gateway_condition("infra/gw", "Accepted"), cond("True", "ListenersNotValid"));
+    assert_eq!(c.gateway_condition("infra/gw", "Programmed"), cond("True", "Programmed"));
     assert_eq!(c.table.sockets.len(), 1, "only port 80 is bound");
-    assert!(c.has_problem("infra/gw", "protocol \"HTTPS\" is not supported"));
+    assert!(c.has_problem("infra/gw", "protocol \"TLS\" is not supported"));
 }
 
 #[test]
@@ -111,7 +113,7 @@ fn listener_with_only_unsupported_kinds_is_invalid_route_kinds() {
     assert_eq!(c.attached_routes("infra/gw", "http"), 0);
 }
 
-const SECOND_GATEWAY: &str = r#"
+pub(super) const SECOND_GATEWAY: &str = r#"
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway

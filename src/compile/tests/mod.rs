@@ -3,8 +3,10 @@
 
 mod backends;
 mod gateways;
+mod placement;
 mod routes;
 mod rules;
+mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -76,6 +78,7 @@ pub(super) fn index(yaml: &str) -> Index {
             "Service" => Object::Service(serde_yaml_ng::from_value(value).unwrap()),
             "EndpointSlice" => Object::EndpointSlice(serde_yaml_ng::from_value(value).unwrap()),
             "BackendPolicy" => Object::BackendPolicy(serde_yaml_ng::from_value(value).unwrap()),
+            "Secret" => Object::Secret(serde_yaml_ng::from_value(value).unwrap()),
             other => panic!("unknown kind {other}"),
         };
         index.upsert(object);
@@ -84,7 +87,11 @@ pub(super) fn index(yaml: &str) -> Index {
 }
 
 pub(super) fn options() -> CompileOptions {
-    CompileOptions { controller_name: CONTROLLER.into(), bind_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED) }
+    CompileOptions {
+        controller_name: CONTROLLER.into(),
+        bind_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        placement: super::Placement::Bind { pool: None },
+    }
 }
 
 pub(super) fn run(yaml: &str) -> Compiled {

@@ -152,6 +152,38 @@ fn exact_host_falls_back_to_wildcard_and_catch_all_rules() {
 }
 
 #[test]
+fn on_an_exact_listener_the_routes_own_hostnames_rank_them() {
+    let yaml = BASE.replace("{name: http, port: 80,", "{name: http, port: 80, hostname: abc.example.com,");
+    let created = |r: String, at: &str| {
+        r.replace("namespace: infra}", &format!("namespace: infra, creationTimestamp: \"{at}\"}}"))
+    };
+    // The wildcard route is older and its prefix longer; the exact route still goes first,
+    // and what it does not match falls to the wildcard route.
+    let wild = created(
+        route(
+            "infra",
+            "wild",
+            "  parentRefs: [{name: gw}]\n  hostnames: [\"*.example.com\"]\n  rules: [{matches: [{path: {type: PathPrefix, value: /a/b}}]}, {}]",
+        ),
+        "2020-01-01T00:00:00Z",
+    );
+    let exact = created(
+        route(
+            "infra",
+            "exact",
+            "  parentRefs: [{name: gw}]\n  hostnames: [abc.example.com]\n  rules: [{matches: [{path: {type: PathPrefix, value: /a}}]}]",
+        ),
+        "2021-01-01T00:00:00Z",
+    );
+    let none =
+        route("infra", "none", "  parentRefs: [{name: gw}]\n  rules: [{matches: [{path: {type: Exact, value: /n}}]}]");
+    let c = run(&format!("{yaml}{wild}{exact}{none}"));
+    assert_eq!(c.answer(&get("abc.example.com", "/a/b")).as_deref(), Some("infra/exact#0"));
+    assert_eq!(c.answer(&get("abc.example.com", "/other")).as_deref(), Some("infra/wild#1"));
+    assert_eq!(c.answer(&get("abc.example.com", "/n")).as_deref(), Some("infra/wild#1"), "no hostname ranks last");
+}
+
+#[test]
 fn requests_match_the_most_specific_listener_first() {
     let yaml = BASE.replace(
         "  - {name: http",

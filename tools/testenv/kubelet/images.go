@@ -11,7 +11,7 @@ import (
 // whatever the registry and tag: "gantry:dev", "ghcr.io/x/gantry:1.2" and
 // "gantry@sha256:..." all run the freshly built Gantry binary.
 //
-// Adding an image (e.g. the Gateway API conformance echo server) is one line here.
+// Adding an image is one line here (and a flag in main.go naming its binary).
 type program struct {
 	// repository name, the last path element of the image without tag or digest
 	name string
@@ -21,6 +21,10 @@ type program struct {
 
 var programs = []program{
 	{name: "gantry", binary: func(k *kubelet) string { return k.gantryBin }},
+	// The Gateway API conformance suite's echo server
+	// (registry.k8s.io/gateway-api/conformance/echo-basic:v0.1.0 and :v0.2.0): one build of
+	// the module sigs.k8s.io/gateway-api-conformance-images serves every tag.
+	{name: "echo-basic", binary: func(k *kubelet) string { return k.echoBasicBin }},
 }
 
 // imageName returns the last path element of an image reference without tag/digest.
@@ -43,7 +47,10 @@ func (k *kubelet) resolveProgram(image string) (string, error) {
 	name := imageName(image)
 	for _, p := range programs {
 		if p.name == name {
-			return p.binary(k), nil
+			if bin := p.binary(k); bin != "" {
+				return bin, nil
+			}
+			return "", fmt.Errorf("image %q is not runnable here: the process kubelet was started without a program for %s:* images", image, name)
 		}
 	}
 	known := make([]string, 0, len(programs))

@@ -1,18 +1,21 @@
 // Command kubelet is the test environment's process kubelet: it registers a Node,
-// runs each Pod bound to it whose image is Gantry's as a local process in the Pod's
-// own network namespace, and reports status through the real API. It stands in for a
-// container runtime and a real kubelet, which the test machines do not have.
+// runs each Pod bound to it whose image it knows (Gantry's, the Gateway API conformance
+// echo server; images.go) as a local process in the Pod's own network namespace, and
+// reports status through the real API. It stands in for a container runtime and a real
+// kubelet, which the test machines do not have.
 package main
 
 import (
 	"context"
 	"flag"
 	"log"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -36,26 +39,30 @@ import (
 const version = "v1.36.3-gantry-process-kubelet"
 
 type kubelet struct {
-	cs         kubernetes.Interface
-	nodeName   string
-	nodeIP     string
-	bridge     string
-	podCIDR    string
-	stateDir   string
-	gantryBin  string
-	caFile     string
-	apiHost    string
-	apiPort    string
-	ipBin      string
-	cpu, mem   string
-	maxPods    string
-	startTime  metav1.Time
-	ctx        context.Context
-	ipam       *ipam
-	mu         sync.Mutex
-	pods       map[types.UID]*podRun
-	readySince metav1.Time
-	recorder   record.EventRecorder
+	cs           kubernetes.Interface
+	nodeName     string
+	nodeIP       string
+	bridge       string
+	podCIDR      string
+	stateDir     string
+	gantryBin    string
+	echoBasicBin string // runs echo-basic:* images; empty: they are not runnable
+	// clusterDNS (--cluster-dns) and clusterDomain make the Pods' resolv.conf (dns.go)
+	clusterDNS    []string
+	clusterDomain string
+	caFile        string
+	apiHost       string
+	apiPort       string
+	ipBin         string
+	cpu, mem      string
+	maxPods       string
+	startTime     metav1.Time
+	ctx           context.Context
+	ipam          *ipam
+	mu            sync.Mutex
+	pods          map[types.UID]*podRun
+	readySince    metav1.Time
+	recorder      record.EventRecorder
 }
 
 func main() {
@@ -67,12 +74,15 @@ func main() {
 	flag.StringVar(&k.podCIDR, "pod-cidr", "10.244.0.0/24", "Pod address range; the node IP is its gateway")
 	flag.StringVar(&k.stateDir, "state-dir", "", "folder for Pod files and logs")
 	flag.StringVar(&k.gantryBin, "gantry-bin", os.Getenv("GANTRY_BIN"), "program run for gantry:* images")
+	flag.StringVar(&k.echoBasicBin, "echo-basic-bin", "", "program run for echo-basic:* images (the Gateway API conformance echo server)")
 	flag.StringVar(&k.caFile, "ca-file", "", "cluster CA (ca.crt in Pods; verifies log clients)")
 	flag.StringVar(&k.apiHost, "apiserver-host", "10.244.0.1", "KUBERNETES_SERVICE_HOST given to Pods")
 	flag.StringVar(&k.apiPort, "apiserver-port", "6443", "KUBERNETES_SERVICE_PORT given to Pods")
 	flag.StringVar(&k.cpu, "cpu", "16", "nominal cpu capacity")
 	flag.StringVar(&k.mem, "memory", "32Gi", "nominal memory capacity")
 	flag.StringVar(&k.maxPods, "max-pods", "110", "pod capacity")
+	clusterDNS := flag.String("cluster-dns", "", "comma-separated IPs of the cluster DNS server, the nameserver of ClusterFirst Pods (empty: Pods use the host's resolv.conf)")
+	flag.StringVar(&k.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain, searched by ClusterFirst Pods")
 	tlsCert := flag.String("tls-cert-file", "", "serving certificate for :10250")
 	tlsKey := flag.String("tls-private-key-file", "", "serving key for :10250")
 	port := flag.Int("port", 10250, "kubelet API port")
@@ -82,6 +92,15 @@ func main() {
 	}
 	if k.gantryBin == "" {
 		log.Fatal("--gantry-bin (or GANTRY_BIN) is required")
+	}
+	for _, ip := range strings.Split(*clusterDNS, ",") {
+		if ip = strings.TrimSpace(ip); ip == "" {
+			continue
+		}
+		if net.ParseIP(ip) == nil {
+			log.Fatalf("--cluster-dns: %q is not an IP address", ip)
+		}
+		k.clusterDNS = append(k.clusterDNS, ip)
 	}
 	var err error
 	if k.ipBin, err = exec.LookPath("ip"); err != nil {
@@ -138,7 +157,8 @@ func main() {
 		},
 	})
 	factory.Start(ctx.Done())
-	log.Printf("process kubelet %s: node %s at %s, gantry binary %s", version, k.nodeName, k.nodeIP, k.gantryBin)
+	log.Printf("process kubelet %s: node %s at %s, gantry binary %s, echo-basic binary %q, cluster DNS %v (domain %s)",
+		version, k.nodeName, k.nodeIP, k.gantryBin, k.echoBasicBin, k.clusterDNS, k.clusterDomain)
 
 	<-sigs
 	log.Printf("stopping: terminating all pods")

@@ -43,6 +43,7 @@ type podRun struct {
 	message    string
 	conds      map[corev1.PodConditionType]corev1.PodCondition
 	vols       map[string]string
+	resolvConf string // the Pod's own resolv.conf, bind-mounted over /etc/resolv.conf; "": the host's
 
 	changed      chan struct{}
 	stopping     chan struct{}
@@ -59,6 +60,7 @@ type ctr struct {
 	init      bool
 	program   string
 	logPath   string
+	log       *logFile // opened when the container first starts
 	proc      *os.Process
 	exited    chan struct{}
 	running   bool
@@ -242,6 +244,16 @@ func (r *podRun) run() {
 	}
 	go r.refreshVolumes()
 
+	// DNS: a resolv.conf of its own when the Pod's dnsPolicy asks for one.
+	if resolv, err := r.writeResolvConf(r.currentPod()); err != nil {
+		log.Printf("pod %s/%s: resolv.conf: %v", r.namespace, r.name, err)
+		r.event(corev1.EventTypeWarning, "DNSConfigForming", "writing the pod's resolv.conf: "+err.Error())
+	} else {
+		r.mu.Lock()
+		r.resolvConf = resolv
+		r.mu.Unlock()
+	}
+
 	// Init containers, one after another, each to success.
 	for _, c := range r.initCtrs {
 		if !r.runToCompletion(c) {
@@ -279,6 +291,42 @@ func (r *podRun) currentPod() *corev1.Pod {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.pod.DeepCopy()
+}
+
+// container is the init or app container of that name, or nil.
+func (r *podRun) container(name string) *ctr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range append(append([]*ctr{}, r.initCtrs...), r.ctrs...) {
+		if c.spec.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// waitingReason is why a container that never started waits.
+func (r *podRun) waitingReason(c *ctr) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c.waiting != nil {
+		return c.waiting.Reason
+	}
+	return "ContainerCreating"
+}
+
+// containerLog is the container's log file, opened on first use.
+func (r *podRun) containerLog(c *ctr) (*logFile, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c.log == nil {
+		lf, err := openLogFile(c.logPath)
+		if err != nil {
+			return nil, err
+		}
+		c.log = lf
+	}
+	return c.log, nil
 }
 
 func (r *podRun) setMessage(reason, msg string) {
@@ -330,6 +378,13 @@ func (r *podRun) finish() {
 	}
 	wg.Wait()
 	r.wg.Wait()
+	r.mu.Lock()
+	for _, c := range all {
+		if c.log != nil {
+			c.log.close()
+		}
+	}
+	r.mu.Unlock()
 	if del {
 		r.k.deletePodObject(r.currentPod())
 	}
@@ -344,7 +399,16 @@ func (r *podRun) finish() {
 	log.Printf("pod %s/%s stopped", r.namespace, r.name)
 }
 
-// kill sends SIGTERM to the container's process group, then SIGKILL after grace.
+// preStopSleep is the container's lifecycle.preStop.sleep (other preStop handlers are not run).
+func preStopSleep(spec *corev1.Container) time.Duration {
+	if spec == nil || spec.Lifecycle == nil || spec.Lifecycle.PreStop == nil || spec.Lifecycle.PreStop.Sleep == nil {
+		return 0
+	}
+	return time.Duration(spec.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+}
+
+// kill runs the preStop sleep, sends SIGTERM to the container's process group, then SIGKILL
+// after what is left of grace.
 func (r *podRun) kill(c *ctr, grace time.Duration) {
 	r.mu.Lock()
 	proc, exited := c.proc, c.exited
@@ -352,6 +416,17 @@ func (r *podRun) kill(c *ctr, grace time.Duration) {
 	r.mu.Unlock()
 	if proc == nil || !running {
 		return
+	}
+	// A preStop sleep runs first, inside the grace period, as the real kubelet does it: the
+	// Pod is already out of its Services' endpoints while it still serves.
+	if pause := preStopSleep(&c.spec); pause > 0 {
+		pause = min(pause, grace)
+		select {
+		case <-exited:
+			return
+		case <-time.After(pause):
+		}
+		grace -= pause
 	}
 	r.event(corev1.EventTypeNormal, "Killing", fmt.Sprintf("Stopping container %s (SIGTERM, SIGKILL after %s)", c.spec.Name, grace))
 	_ = syscall.Kill(-proc.Pid, syscall.SIGTERM)
@@ -505,13 +580,12 @@ func (r *podRun) startAndWait(c *ctr) (*corev1.ContainerStateTerminated, error) 
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	lf, err := r.containerLog(c)
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	drained, err := startLogged(cmd, lf)
+	if err != nil {
 		return nil, err
 	}
 	pidFile := filepath.Join(r.dir, c.spec.Name+".pid")
@@ -525,7 +599,8 @@ func (r *podRun) startAndWait(c *ctr) (*corev1.ContainerStateTerminated, error) 
 	r.signal()
 	r.event(corev1.EventTypeNormal, "Started", fmt.Sprintf("Started container %s: %s (pid %d)", c.spec.Name, strings.Join(argv, " "), cmd.Process.Pid))
 
-	err = cmd.Wait()
+	_ = cmd.Wait() // the exit status is read from ProcessState below
+	drained()      // its last lines are in the log before it is reported terminated
 	st := &corev1.ContainerStateTerminated{ContainerID: c.id, FinishedAt: nowSec(), StartedAt: c.startedAt}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		st.ExitCode = 128 + int32(ws.Signal())
@@ -539,7 +614,6 @@ func (r *podRun) startAndWait(c *ctr) (*corev1.ContainerStateTerminated, error) 
 			st.Reason = "Error"
 		}
 	}
-	_ = err
 	_ = os.Remove(pidFile)
 	r.mu.Lock()
 	c.running, c.ready = false, false

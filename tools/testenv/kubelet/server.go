@@ -1,10 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -43,115 +42,50 @@ func (k *kubelet) serve(port int, certFile, keyFile string) error {
 	return srv.ListenAndServeTLS(certFile, keyFile)
 }
 
-// containerLogs serves /containerLogs/{namespace}/{pod}/{container}?follow&tailLines&limitBytes.
+// containerLogs serves /containerLogs/{namespace}/{pod}/{container} with the query
+// parameters of v1.PodLogOptions (see logs.go).
 func (k *kubelet) containerLogs(w http.ResponseWriter, req *http.Request) {
 	parts := strings.Split(strings.TrimPrefix(req.URL.Path, "/containerLogs/"), "/")
-	if len(parts) != 3 {
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
 		http.Error(w, "want /containerLogs/{namespace}/{pod}/{container}", http.StatusBadRequest)
 		return
 	}
-	q := req.URL.Query()
-	if q.Get("previous") == "true" {
+	opts, err := parseLogOptions(req.URL.Query(), time.Now())
+	if err != nil {
+		status := http.StatusBadRequest
+		var oe *optionError
+		if errors.As(err, &oe) {
+			status = oe.status
+		}
+		http.Error(w, err.Error(), status)
+		return
+	}
+	if opts.previous {
 		http.Error(w, "previous logs are not kept apart: the log of a restarted container holds every run", http.StatusBadRequest)
 		return
 	}
 	r := k.findPod(parts[0], parts[1])
 	if r == nil {
-		http.Error(w, fmt.Sprintf("pod %s/%s is not on this node", parts[0], parts[1]), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("pod %q does not exist", parts[1]), http.StatusNotFound)
 		return
 	}
-	var path string
-	r.mu.Lock()
-	for _, c := range append(append([]*ctr{}, r.initCtrs...), r.ctrs...) {
-		if c.spec.Name == parts[2] {
-			path = c.logPath
-		}
-	}
-	r.mu.Unlock()
-	if path == "" {
-		http.Error(w, fmt.Sprintf("container %q not in pod %s/%s", parts[2], parts[0], parts[1]), http.StatusNotFound)
+	c := r.container(parts[2])
+	if c == nil {
+		http.Error(w, fmt.Sprintf("container %q not found in pod %q", parts[2], parts[1]), http.StatusNotFound)
 		return
 	}
-	data, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+	if _, err := os.Stat(c.logPath); os.IsNotExist(err) {
+		// Never started: what a real kubelet answers for a waiting container.
+		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start: %s", parts[2], parts[1], r.waitingReason(c)), http.StatusBadRequest)
 		return
 	}
-	offset := int64(len(data))
-	if n, err := strconv.Atoi(q.Get("tailLines")); err == nil && n >= 0 {
-		data = tailLines(data, n)
-	}
-	limit := int64(-1)
-	if n, err := strconv.ParseInt(q.Get("limitBytes"), 10, 64); err == nil && n > 0 {
-		limit = n
-		if int64(len(data)) > n {
-			data = data[:n]
-		}
+	running := func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return c.running
 	}
 	w.Header().Set("Content-Type", "text/plain")
-	_, _ = w.Write(data)
-	if q.Get("follow") != "true" {
-		return
+	if err := writeLogs(req.Context(), c.logPath, opts, w, running); err != nil {
+		log.Printf("logs of %s/%s/%s: %v", parts[0], parts[1], parts[2], err)
 	}
-	sent := int64(len(data))
-	flusher, _ := w.(http.Flusher)
-	for {
-		if flusher != nil {
-			flusher.Flush()
-		}
-		select {
-		case <-req.Context().Done():
-			return
-		case <-r.done:
-			return
-		case <-time.After(250 * time.Millisecond):
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			continue
-		}
-		_, _ = f.Seek(offset, io.SeekStart)
-		chunk, _ := io.ReadAll(bufio.NewReader(f))
-		f.Close()
-		offset += int64(len(chunk))
-		if limit >= 0 && sent+int64(len(chunk)) > limit {
-			chunk = chunk[:limit-sent]
-		}
-		sent += int64(len(chunk))
-		_, _ = w.Write(chunk)
-		if limit >= 0 && sent >= limit {
-			return
-		}
-	}
-}
-
-func tailLines(data []byte, n int) []byte {
-	if n == 0 {
-		return nil
-	}
-	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) > 0 && len(lines[len(lines)-1]) == 0 {
-		lines = lines[:len(lines)-1]
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return bytes.Join(lines, nil)
-}
-
-// logWriter appends a kubelet note to a container's log.
-func logWriter(c *ctr) io.Writer {
-	f, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return io.Discard
-	}
-	return &closingWriter{f}
-}
-
-type closingWriter struct{ f *os.File }
-
-func (w *closingWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.f.Close()
-	return n, err
 }

@@ -204,7 +204,9 @@ func (r *podRun) probe(c *ctr) {
 			if err := runProbe(lp, ip, &c.spec); err == nil {
 				liveFail = 0
 			} else if liveFail++; liveFail >= int(max32(lp.FailureThreshold, 3)) {
-				fmt.Fprintf(logWriter(c), "[process kubelet] liveness probe failed: %v; restarting\n", err)
+				if lf, err2 := r.containerLog(c); err2 == nil {
+					lf.note("liveness probe failed: %v; restarting", err)
+				}
 				r.event(corev1.EventTypeWarning, "Unhealthy", fmt.Sprintf("Liveness probe failed: %v; restarting container %s", err, c.spec.Name))
 				_ = syscall.Kill(-proc.Pid, syscall.SIGKILL)
 				liveFail = 0
@@ -322,6 +324,14 @@ func (r *podRun) launcher(c *ctr, vols map[string]string, argv, env []string) (*
 	// remove what stayed empty.
 	fmt.Fprintf(&b, "mkpoint() { p=$1; top=; while [ ! -e \"$p\" ]; do top=$p; p=$(dirname \"$p\"); done; "+
 		"if [ -n \"$top\" ]; then echo \"$top\" >> %s; fi; }\n", shq(filepath.Join(r.k.stateDir, "created-mountpoints")))
+	r.mu.Lock()
+	ns, resolv := r.netns, r.resolvConf
+	r.mu.Unlock()
+	if resolv != "" {
+		// The Pod's DNS settings (dns.go) over the host's file, in this mount namespace only.
+		fmt.Fprintf(&b, "mkpoint /etc/resolv.conf\n[ -e /etc/resolv.conf ] || : > /etc/resolv.conf\n")
+		fmt.Fprintf(&b, "mount --bind %s /etc/resolv.conf\n", shq(resolv))
+	}
 	for _, m := range c.spec.VolumeMounts {
 		src, ok := vols[m.Name]
 		if !ok {
@@ -343,9 +353,6 @@ func (r *podRun) launcher(c *ctr, vols map[string]string, argv, env []string) (*
 		fmt.Fprintf(&b, "cd %s\n", shq(c.spec.WorkingDir))
 	}
 	b.WriteString("exec \"$@\"\n")
-	r.mu.Lock()
-	ns := r.netns
-	r.mu.Unlock()
 	args := append([]string{"netns", "exec", ns, "/bin/sh", "-c", b.String(), "sh"}, argv...)
 	cmd := exec.Command(r.k.ipBin, args...)
 	cmd.Env = env
