@@ -178,3 +178,31 @@ fn a_broken_secret_is_reported_and_only_its_listener_stops() {
     assert_eq!(http_get(&gateway.url(plain, "/")).status, 200, "the HTTP listener still serves");
     assert_ne!(curl("a.example.com", port, &a.crt, &[]).0, 0, "the HTTPS listener is not served");
 }
+
+/// h2spec over TLS (ALPN `h2`), every case including the strict ones, against a listener
+/// without hostname (h2spec sends no SNI for an IP address).
+#[test]
+fn h2spec_passes_every_case_over_tls() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/h2spec");
+    let built = Command::new(&script).arg("path").output().expect("run scripts/h2spec");
+    assert!(built.status.success(), "scripts/h2spec: {}", String::from_utf8_lossy(&built.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let backend = echo(dir.path(), "app");
+    let cert = certificate(dir.path(), "any", &["localhost"]);
+    let (port, plain) = (free_port(), free_port());
+    let mut yaml = config(port, plain, &[], &backend).replace(
+        "  listeners:\n",
+        &format!("  listeners:\n    - name: https\n      protocol: HTTPS\n      port: {port}\n      tls: {{certificateRefs: [{{name: any}}]}}\n      allowedRoutes: {{namespaces: {{from: All}}}}\n"),
+    );
+    yaml.push_str(&secret_yaml("any", &cert));
+    let _gateway = Gateway::start(&yaml);
+    let run = Command::new(&script)
+        .args(["-t", "-k", "-h", "127.0.0.1", "-p", &port.to_string(), "-o", "3", "--strict"])
+        .output()
+        .expect("run h2spec");
+    let report = String::from_utf8_lossy(&run.stdout);
+    let summary = report.lines().rev().find(|l| l.contains("tests,")).unwrap_or_default();
+    println!("h2spec over TLS: {summary}");
+    let counts: Vec<u32> = summary.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+    assert!(matches!(counts[..], [total, passed, 0, 0] if total == passed && total >= 146), "{report}");
+}

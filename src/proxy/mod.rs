@@ -9,6 +9,8 @@ mod connection;
 mod error;
 mod filters;
 mod forwarding;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 mod handler;
 mod mirror;
 mod normalize;

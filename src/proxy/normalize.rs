@@ -139,13 +139,14 @@ fn decode(path: &[u8], policy: EscapedSlashes) -> Result<(Vec<u8>, bool), Invali
                     unescaped = true;
                 }
             },
-            // `%252F`: a slash once a backend decodes twice.
-            b'%' if policy == EscapedSlashes::Reject && double_encoded_slash(&path[i + 3..]) => {
-                return Err(InvalidPath::EscapedSlash);
-            }
             _ => push_escape(&mut out, hi, lo),
         }
         i += 3;
+    }
+    // `%252F`: a slash once a backend decodes twice. Looked for in the decoded bytes, where
+    // decoding may have made one (`%252%46` gives `%252F`).
+    if policy == EscapedSlashes::Reject && out.windows(5).any(double_encoded_slash) {
+        return Err(InvalidPath::EscapedSlash);
     }
     Ok((out, unescaped))
 }
@@ -154,8 +155,8 @@ fn push_escape(out: &mut Vec<u8>, hi: u8, lo: u8) {
     out.extend_from_slice(&[b'%', hi.to_ascii_uppercase(), lo.to_ascii_uppercase()]);
 }
 
-fn double_encoded_slash(rest: &[u8]) -> bool {
-    matches!(rest, [b'2', b'f' | b'F', ..] | [b'5', b'c' | b'C', ..])
+fn double_encoded_slash(bytes: &[u8]) -> bool {
+    matches!(bytes, [b'%', b'2', b'5', b'2', b'f' | b'F'] | [b'%', b'2', b'5', b'5', b'c' | b'C'])
 }
 
 /// RFC 3986 5.2.4 on an absolute path, with empty segments (repeated slashes) dropped.
@@ -276,6 +277,9 @@ mod tests {
             assert_eq!(normalize(path, EscapedSlashes::Reject), Err(InvalidPath::EscapedSlash), "{path}");
         }
         assert_eq!(n("/a/%2525/b"), "/a/%2525/b", "an encoded percent sign alone is fine");
+        // Found by the `path` fuzz target: decoding `%46` (F) after `%252` made `%252F`.
+        assert_eq!(normalize("/%252%46", EscapedSlashes::Reject), Err(InvalidPath::EscapedSlash));
+        assert_eq!(normalize("/%255%63", EscapedSlashes::Reject), Err(InvalidPath::EscapedSlash));
     }
 
     #[test]

@@ -192,6 +192,19 @@ impl Line {
     }
 }
 
+/// Runs the first-line check over a connection's first chunks (for the fuzz targets).
+#[cfg(fuzzing)]
+pub(super) fn first_line(chunks: &[&[u8]]) -> io::Result<bool> {
+    let mut check = FirstLine::default();
+    for chunk in chunks {
+        check.check(chunk)?;
+        if check.done {
+            break;
+        }
+    }
+    Ok(check.done)
+}
+
 /// A connection future that can be asked to finish gracefully.
 pub trait Graceful: Future {
     fn graceful_shutdown(self: Pin<&mut Self>);
