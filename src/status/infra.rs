@@ -71,18 +71,23 @@ fn service_object(gateway: &ObjectKey, service: &GatewayService) -> Value {
     if let Some(ip) = service.load_balancer_ip {
         spec["loadBalancerIP"] = json!(ip.to_string());
     }
-    json!({
+    let mut object = json!({
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
             "name": service.name,
             "namespace": gateway.namespace,
             "labels": service.labels,
-            "annotations": service.annotations,
             "ownerReferences": owner(gateway, service),
         },
         "spec": spec,
-    })
+    });
+    // An empty map is not stored, so asking for one would make the live object never look
+    // like the desired one, and every status write would apply the Service again.
+    if !service.annotations.is_empty() {
+        object["metadata"]["annotations"] = json!(service.annotations);
+    }
+    object
 }
 
 /// One slice per address family that has endpoints (a slice holds one family); an IPv4 slice
@@ -266,6 +271,7 @@ mod tests {
         assert_eq!(service["spec"]["ports"][0]["targetPort"], 12345);
         assert!(service["spec"].get("selector").is_none(), "the endpoints are Gantry's to write");
         assert_eq!(service["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        assert!(service["metadata"].get("annotations").is_none(), "no empty map the API server would drop");
     }
 
     #[test]
